@@ -1,0 +1,99 @@
+"""Plain digital layers: a dense layer in numpy, meeting the same contract as a chip.
+
+Useful to check a protocol's training settings without optics, and as the digital
+counterpart in comparisons. Parameters are the weights ``W`` ``(out, in)`` followed by the
+biases ``b`` ``(out,)``, unbounded; the tap is ``z = x W^T + b``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from ffzero_lab.contract import ParameterBounds, PhysicalLayer
+from ffzero_lab.network import Network
+
+
+class DenseSettings(BaseModel):
+    """``device.settings`` for the digital device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bias: bool = Field(True, description="Train a bias per output.")
+    init_scale: float = Field(1.0, gt=0, description="Weights ~ N(0, init_scale^2 / fan_in).")
+
+
+class DigitalActivation(BaseModel):
+    """``network.activation`` for the digital device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["relu", "tanh", "none"] = "relu"
+
+
+class DenseLayer(PhysicalLayer):
+    """``z = x W^T + b`` with ``in_features`` inputs and ``out_features`` taps."""
+
+    def __init__(self, in_features: int, out_features: int, settings: DenseSettings, seed: int | np.random.SeedSequence) -> None:
+        self.in_features = in_features
+        self.ports = self.out_features = out_features
+        self.has_bias = settings.bias
+        rng = np.random.default_rng(seed)
+        w = rng.standard_normal((out_features, in_features)) * settings.init_scale / np.sqrt(in_features)
+        b = np.zeros(out_features if settings.bias else 0)
+        self._bounds = ParameterBounds.unbounded(w.size + b.size)
+        self._theta = np.concatenate([w.ravel(), b])
+
+    @property
+    def bounds(self) -> ParameterBounds:
+        return self._bounds
+
+    def get_parameters(self) -> NDArray[np.float64]:
+        return self._theta.copy()
+
+    def set_parameters(self, values: NDArray[np.floating]) -> None:
+        self._theta = self._bounds.apply(values)
+
+    def _split(self, settings: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+        n_w = self.in_features * self.out_features
+        w = settings[:, :n_w].reshape(-1, self.out_features, self.in_features)
+        b = settings[:, n_w:] if self.has_bias else np.zeros((settings.shape[0], self.out_features))
+        return w, b
+
+    def evaluate(self, inputs: NDArray[np.generic], settings: NDArray[np.floating]) -> NDArray[np.float64]:
+        w, b = self._split(self._bounds.apply(np.atleast_2d(settings)))
+        x = np.asarray(inputs, dtype=np.float64)
+        return np.einsum("bi,soi->sbo", x, w, optimize=True) + b[:, None, :]
+
+    def forward(self, inputs: NDArray[np.generic]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        z = self.evaluate(inputs, self._theta[None])[0]
+        return z, z
+
+
+def _activation(kind: str):
+    if kind == "relu":
+        return lambda z: np.maximum(z, 0.0)
+    if kind == "tanh":
+        return np.tanh
+    return None
+
+
+class DigitalDevice:
+    """Driver entry point ``digital``: an MLP of ``network.layers`` dense layers of ``network.width``."""
+
+    settings_model = DenseSettings
+    activation_model = DigitalActivation
+
+    def build(self, network: Any, settings: DenseSettings, activation: DigitalActivation, seed: int, in_features: int) -> Network:
+        """Build the MLP; the first layer takes ``in_features`` inputs."""
+        seqs = np.random.SeedSequence(seed).spawn(network.layers)
+        widths = [in_features] + [network.width] * network.layers
+        layers = [DenseLayer(widths[i], widths[i + 1], settings, seqs[i]) for i in range(network.layers)]
+        stage = _activation(activation.kind)
+        return Network(layers, [stage] * (network.layers - 1))
+
+
+DEVICE = DigitalDevice()

@@ -1,0 +1,1 @@
+"""Simulated devices: a neurophox-backed MZI mesh chip."""

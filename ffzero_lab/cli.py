@@ -1,0 +1,175 @@
+"""The ``ffzero-lab`` command line.
+
+Every command turns bad input into one line on stderr and exit code 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .datasets import resolve_data_dir
+from .errors import UserError
+from .orchestrator import Orchestrator
+from .progress import ProgressSink
+from .protocol import load_protocol
+from .runner import prepare
+from .runstore import RunStore, StoreSink, resolve_runs_dir
+
+app = typer.Typer(
+    name="ffzero-lab",
+    help="Hardware-in-the-loop FFzero training of physical neural networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+runs_app = typer.Typer(help="Recorded runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+out = Console()
+err = Console(stderr=True)
+
+RunsDir = Annotated[
+    Optional[Path], typer.Option("--runs-dir", help="Run store folder [default: $FFZERO_RUNS_DIR or ./runs].")
+]
+
+
+def software_version() -> str:
+    try:
+        return version("ffzero-lab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def fail(exc: UserError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+@app.command("dry-run")
+def dry_run(
+    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a field, e.g. --set train.epochs=3 (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary as the last line of stdout.")] = False,
+    data_dir: Annotated[
+        Optional[Path], typer.Option("--data-dir", help="Folder with IDX data sets [default: $FFZERO_DATA_DIR].")
+    ] = None,
+    runs_dir: RunsDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Train a protocol on its simulated device (no instrument is touched)."""
+    try:
+        proto, text = load_protocol(protocol, set_ or [])
+        prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir))
+        store = RunStore(resolve_runs_dir(runs_dir))
+    except UserError as exc:
+        raise fail(exc) from None
+    sinks: list[Any] = [StoreSink(store, "dry-run", text, str(protocol), software_version())]
+    if not quiet:
+        sinks.append(ProgressSink(err))
+    orchestrator = Orchestrator(proto, prepared.network, prepared.dataset, sinks, prepared.seeds)
+    try:
+        result = orchestrator.run()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the run is recorded as failed")
+        raise typer.Exit(code=130) from None
+    finally:
+        run_id = sinks[0].run_id
+        store.close()
+    table = Table(title=f"run {run_id} ({result.run_uid[:8]}) on {proto.device.driver}")
+    table.add_column("layer", justify="right")
+    table.add_column("test accuracy", justify="right")
+    for i, acc in enumerate(result.layer_accuracy):
+        table.add_row(str(i), f"{acc:.4f}")
+    table.add_row("[bold]voted[/]", f"[bold]{result.test_accuracy:.4f}[/]")
+    table.caption = f"{result.evaluations:,} device evaluations in {result.wall_s:.1f} s"
+    (err if as_json else out).print(table)
+    if as_json:
+        summary = {
+            "run_id": run_id,
+            "run_uid": result.run_uid,
+            "test_accuracy": result.test_accuracy,
+            "layer_accuracy": result.layer_accuracy,
+            "evaluations": result.evaluations,
+            "wall_s": result.wall_s,
+        }
+        sys.stdout.write(json.dumps(summary) + "\n")
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+@runs_app.command("list")
+def runs_list(
+    runs_dir: RunsDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """List recorded runs."""
+    try:
+        store = RunStore(resolve_runs_dir(runs_dir))
+    except UserError as exc:
+        raise fail(exc) from None
+    runs = store.list_runs()
+    store.close()
+    if as_json:
+        sys.stdout.write(json.dumps({"runs": [r.to_json() for r in runs]}) + "\n")
+        return
+    table = Table(title=f"runs in {store.path}")
+    for col in ("id", "uid", "name", "kind", "status", "started", "test acc.", "evaluations", "wall s"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(str(r.id), r.uid[:8], r.name or "-", r.kind, r.status, _when(r.started_at),
+                      f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "-",
+                      f"{r.evaluations:,}" if r.evaluations else "-",
+                      f"{r.wall_s:.1f}" if r.wall_s else "-")
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[str, typer.Argument(help="Run number or uid prefix.")],
+    runs_dir: RunsDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Show one run: summary, protocol, per-epoch metrics and stored arrays."""
+    try:
+        store = RunStore(resolve_runs_dir(runs_dir))
+        run_id = store.find(run)
+    except UserError as exc:
+        raise fail(exc) from None
+    summary, epochs = store.summary(run_id), store.epochs(run_id)
+    protocol, arrays = store.protocol(run_id), store.array_names(run_id)
+    store.close()
+    if as_json:
+        doc = {**summary.to_json(), "protocol": protocol, "epochs": epochs, "arrays": arrays}
+        sys.stdout.write(json.dumps(doc) + "\n")
+        return
+    out.print(f"[bold]run {summary.id}[/] {summary.uid}  {summary.kind}  status [bold]{summary.status}[/]")
+    out.print(f"started {_when(summary.started_at)}  stopped {_when(summary.stopped_at)}")
+    if summary.test_accuracy is not None:
+        out.print(f"test accuracy {summary.test_accuracy:.4f}  per layer {summary.layer_accuracy}")
+    table = Table(title="epochs")
+    for col in ("layer", "epoch", "loss", "test acc.", "eval/s"):
+        table.add_column(col, justify="right")
+    for e in epochs:
+        table.add_row(str(e["layer"]), str(e["epoch"]), f"{e['loss']:.4f}",
+                      f"{e['test_accuracy']:.4f}" if e["test_accuracy"] is not None else "-",
+                      f"{e['evaluations_per_s']:,.0f}" if e["evaluations_per_s"] else "-")
+    out.print(table)
+    out.print("arrays: " + ", ".join(arrays))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

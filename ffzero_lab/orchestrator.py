@@ -1,0 +1,236 @@
+"""The training orchestrator: FFzero, layer by layer, forward only.
+
+For each layer l in order (layers before l frozen, layers after l ignored):
+
+1. push the whole training set through the frozen layers once (``Network.layer_inputs``),
+2. per mini-batch: draw K unit directions, issue the 2K perturbed settings as ONE batch to the
+   layer (``PhysicalLayer.evaluate``), compute goodness and the margin loss on the host,
+   form the directional-derivative estimate and let the optimiser write back new parameters,
+3. after each epoch, read the layer's test accuracy from one forward pass.
+
+Inference is one forward pass: every layer votes, the majority wins, the last layer breaks
+ties. The orchestrator holds all run state; what it learns it reports as *documents*
+(``start``, ``step``, ``epoch``, ``stop``: JSON-able dicts; ``arrays``: named numpy arrays,
+for stores only) to the sinks it was given, which record, display or publish them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .datasets import Dataset
+from .encoding import encode
+from .goodness import cosine_goodness
+from .losses import margin_loss
+from .network import Network
+from .optimizers import make_optimizer
+from .perturbation import DirectionSampler, directional_gradient, perturbed_settings
+from .protocol import Protocol
+from .prototypes import max_separated_prototypes
+from .voting import majority_vote
+
+#: A sink receives ``(name, document)`` for every document of a run.
+Sink = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports.
+
+    Attributes:
+        run_uid: the run's uuid (hex).
+        test_accuracy: voted accuracy on the test set.
+        layer_accuracy: ``(L,)`` accuracy of each layer's own vote on the test set.
+        evaluations: forward evaluations of the device: one input under one parameter setting.
+        wall_s: wall time of training and evaluation, seconds.
+        prototypes: per layer ``(C, ports)``.
+        parameters: per layer ``(n,)`` final parameters.
+    """
+
+    run_uid: str
+    test_accuracy: float
+    layer_accuracy: list[float]
+    evaluations: int
+    wall_s: float
+    prototypes: list[NDArray[np.float64]] = field(repr=False)
+    parameters: list[NDArray[np.float64]] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RunSeeds:
+    """Independent RNG streams derived from the protocol's one seed."""
+
+    device: int
+    prototypes: np.random.SeedSequence
+    directions: np.random.SeedSequence
+    shuffle: np.random.SeedSequence
+
+    @classmethod
+    def from_seed(cls, seed: int) -> "RunSeeds":
+        root = np.random.SeedSequence(seed)
+        device, prototypes, directions, shuffle = root.spawn(4)
+        return cls(int(device.generate_state(1)[0]), prototypes, directions, shuffle)
+
+
+def make_prototypes(protocol: Protocol, network: Network, n_classes: int, seeds: RunSeeds) -> list[NDArray[np.float64]]:
+    """One set of ``(C, ports)`` prototypes per layer, each from its own seed."""
+    per_layer = seeds.prototypes.spawn(len(network))
+    return [
+        max_separated_prototypes(
+            n_classes, layer.ports, per_layer[i], centred=protocol.goodness.centre,
+            steps=protocol.goodness.prototype_steps,
+        )
+        for i, layer in enumerate(network.layers)
+    ]
+
+
+class Orchestrator:
+    """Runs one protocol on one network.
+
+    Args:
+        protocol: the validated protocol.
+        network: the device's layers (already built by its driver).
+        dataset: train and test data.
+        sinks: receivers of the run's documents.
+        seeds: RNG streams; default derived from ``protocol.seed``.
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        network: Network,
+        dataset: Dataset,
+        sinks: Sequence[Sink] = (),
+        seeds: RunSeeds | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.network = network
+        self.dataset = dataset
+        self.sinks = list(sinks)
+        self.seeds = seeds or RunSeeds.from_seed(protocol.seed)
+        self.run_uid = uuid.uuid4().hex
+        self.evaluations = 0
+        self.prototypes = make_prototypes(protocol, network, dataset.n_classes, self.seeds)
+        limit_tr, limit_te = protocol.data.train_limit, protocol.data.test_limit
+        self.x_train = encode(dataset.x_train[:limit_tr], protocol.data.encoding)
+        self.y_train = dataset.y_train[:limit_tr]
+        self.x_test = encode(dataset.x_test[:limit_te], protocol.data.encoding)
+        self.y_test = dataset.y_test[:limit_te]
+
+    def _emit(self, name: str, document: dict[str, Any]) -> None:
+        document = {"run_uid": self.run_uid, "time": time.time(), **document}
+        for sink in self.sinks:
+            sink(name, document)
+
+    def _layer_accuracy(self, layer: int, inputs: NDArray[np.generic]) -> float:
+        _, taps = self.network.layers[layer].forward(inputs)
+        self.evaluations += inputs.shape[0]
+        goodness = cosine_goodness(taps, self.prototypes[layer], self.protocol.goodness.centre)
+        return float(np.mean(goodness.argmax(axis=-1) == self.y_test))
+
+    def train_layer(self, layer_index: int) -> None:
+        """Train one layer with FFzero; the layers before it stay as they are."""
+        p, t = self.protocol, self.protocol.train
+        layer = self.network.layers[layer_index]
+        x_train = self.network.layer_inputs(layer_index, self.x_train)
+        x_test = self.network.layer_inputs(layer_index, self.x_test)
+        self.evaluations += layer_index * (x_train.shape[0] + x_test.shape[0])
+        sampler = DirectionSampler(layer.n_params, t.directions, self.seeds.directions.spawn(1)[0])
+        optimizer = make_optimizer(t.optimizer, layer.n_params, t.lr)
+        order_rng = np.random.default_rng(self.seeds.shuffle.spawn(1)[0])
+        prototypes = self.prototypes[layer_index]
+        theta = layer.get_parameters()
+        n = x_train.shape[0]
+        step_global = 0
+        for epoch in range(t.epochs):
+            order = order_rng.permutation(n) if t.shuffle else np.arange(n)
+            losses = []
+            started = time.perf_counter()
+            evals_before = self.evaluations
+            for step, start in enumerate(range(0, n, t.batch_size)):
+                batch = order[start : start + t.batch_size]
+                directions = sampler.draw()
+                settings = perturbed_settings(theta, directions, t.eps)
+                taps = layer.evaluate(x_train[batch], settings)  # (2K, B, P)
+                self.evaluations += settings.shape[0] * batch.shape[0]
+                goodness = cosine_goodness(taps, prototypes, p.goodness.centre)
+                loss = margin_loss(goodness, self.y_train[batch], t.margin, t.negative_weight, t.negatives)
+                theta = optimizer.step(theta, directional_gradient(loss, directions, t.eps))
+                layer.set_parameters(theta)
+                theta = layer.get_parameters()
+                losses.append(float(loss.mean()))
+                step_global += 1
+                self._emit(
+                    "step",
+                    {"layer": layer_index, "epoch": epoch, "step": step, "loss": losses[-1],
+                     "evaluations": self.evaluations},
+                )
+            elapsed = time.perf_counter() - started
+            accuracy = self._layer_accuracy(layer_index, x_test)
+            self._emit(
+                "epoch",
+                {"layer": layer_index, "epoch": epoch, "loss": float(np.mean(losses)),
+                 "test_accuracy": accuracy, "evaluations": self.evaluations,
+                 "evaluations_per_s": (self.evaluations - evals_before) / max(elapsed, 1e-9)},
+            )
+
+    def evaluate(self) -> tuple[float, list[float]]:
+        """Voted and per-layer test accuracy from one forward pass."""
+        taps = self.network.all_taps(self.x_test)
+        self.evaluations += len(self.network) * self.x_test.shape[0]
+        votes = np.stack(
+            [cosine_goodness(tap, self.prototypes[i], self.protocol.goodness.centre).argmax(-1)
+             for i, tap in enumerate(taps)]
+        )
+        voted = majority_vote(votes, self.dataset.n_classes)
+        per_layer = [float(np.mean(v == self.y_test)) for v in votes]
+        return float(np.mean(voted == self.y_test)), per_layer
+
+    def run(self) -> RunResult:
+        """Train every layer in order, then evaluate. Emits start, step, epoch and stop documents."""
+        started = time.perf_counter()
+        t = self.protocol.train
+        self._emit(
+            "start",
+            {"protocol": self.protocol.model_dump(mode="json"),
+             "layers": [{"n_params": layer.n_params, "ports": layer.ports} for layer in self.network.layers],
+             "steps_per_epoch": -(-self.x_train.shape[0] // t.batch_size),
+             "train_samples": int(self.x_train.shape[0]), "test_samples": int(self.x_test.shape[0])},
+        )
+        self._emit("arrays", {"arrays": {
+            **{f"prototypes/{i}": p for i, p in enumerate(self.prototypes)},
+            **{f"initial_parameters/{i}": layer.get_parameters() for i, layer in enumerate(self.network.layers)},
+            **{f"device/{i}/{key}": value for i, layer in enumerate(self.network.layers)
+               for key, value in layer.state().items()},
+        }})
+        try:
+            for index in range(len(self.network)):
+                self.train_layer(index)
+            accuracy, per_layer = self.evaluate()
+        except BaseException as exc:
+            self._emit("stop", {"exit_status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                                "wall_s": time.perf_counter() - started, "evaluations": self.evaluations})
+            raise
+        result = RunResult(
+            run_uid=self.run_uid,
+            test_accuracy=accuracy,
+            layer_accuracy=per_layer,
+            evaluations=self.evaluations,
+            wall_s=time.perf_counter() - started,
+            prototypes=self.prototypes,
+            parameters=[layer.get_parameters() for layer in self.network.layers],
+        )
+        self._emit("arrays", {"arrays": {f"parameters/{i}": p for i, p in enumerate(result.parameters)}})
+        self._emit(
+            "stop",
+            {"exit_status": "complete", "test_accuracy": accuracy, "layer_accuracy": per_layer,
+             "evaluations": self.evaluations, "wall_s": result.wall_s},
+        )
+        return result

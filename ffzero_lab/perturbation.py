@@ -1,0 +1,81 @@
+"""Central-difference directional-derivative gradient estimate (ALGORITHM.md eq. 12-14).
+
+    v_k = u_k / ||u_k||,  u_k ~ N(0, I_n)
+    d_k = [L(theta + eps v_k) - L(theta - eps v_k)] / (2 eps)
+    g   = (n / K) sum_k d_k v_k
+
+The 2K settings of one step are built as one ``(2K, n)`` array so a device evaluates them as
+one batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class DirectionSampler:
+    """Draws K random unit directions in R^n into a reused float32 buffer.
+
+    Drawing the K x n Gaussian numbers can cost more than a digital forward pass, so the
+    numbers are drawn as float32 (ALGORITHM.md). The sampler's RNG state is the only state;
+    ``state``/``restore`` make a run resumable.
+    """
+
+    def __init__(self, n: int, directions: int, seed: int | np.random.SeedSequence) -> None:
+        if directions < 1:
+            raise ValueError(f"directions must be >= 1, got {directions}")
+        self.n = n
+        self.directions = directions
+        self.rng = np.random.default_rng(seed)
+        self._buffer = np.empty((directions, n), dtype=np.float32)
+
+    def draw(self) -> NDArray[np.float32]:
+        """``(K, n)`` unit directions. The array is reused by the next call."""
+        self.rng.standard_normal(dtype=np.float32, out=self._buffer)
+        self._buffer /= np.linalg.norm(self._buffer, axis=1, keepdims=True)
+        return self._buffer
+
+    def state(self) -> dict:
+        """The RNG state, JSON-serialisable."""
+        return self.rng.bit_generator.state
+
+    def restore(self, state: dict) -> None:
+        """Restore a state from :meth:`state`."""
+        self.rng.bit_generator.state = state
+
+
+def perturbed_settings(
+    theta: NDArray[np.floating], directions: NDArray[np.floating], eps: float
+) -> NDArray[np.float64]:
+    """The 2K settings of one step, ``theta + eps v_k`` then ``theta - eps v_k``.
+
+    Args:
+        theta: ``(n,)`` base parameters.
+        directions: ``(K, n)`` unit directions.
+        eps: perturbation size, in the parameters' unit (radians for phases).
+
+    Returns:
+        ``(2K, n)``: rows ``0..K-1`` are the plus settings, rows ``K..2K-1`` the minus ones.
+    """
+    step = eps * directions.astype(np.float64)
+    return np.concatenate([theta + step, theta - step], axis=0)
+
+
+def directional_gradient(
+    losses: NDArray[np.floating], directions: NDArray[np.floating], eps: float
+) -> NDArray[np.float64]:
+    """Gradient estimate ``g = (n/K) sum_k d_k v_k`` from the 2K losses of one step.
+
+    Args:
+        losses: ``(2K,)`` losses at :func:`perturbed_settings`' rows.
+        directions: ``(K, n)`` the unit directions used.
+        eps: the perturbation size used.
+
+    Returns:
+        ``(n,)`` estimate whose expectation is the gradient (to O(eps^2)).
+    """
+    k, n = directions.shape
+    losses = np.asarray(losses, dtype=np.float64)
+    d = (losses[:k] - losses[k:]) / (2.0 * eps)  # (K,)
+    return (n / k) * (d @ directions.astype(np.float64))

@@ -1,0 +1,73 @@
+"""Finding a device driver by name, as QCoDeS station files do: an entry point or a dotted path.
+
+A driver is an object with
+
+* ``settings_model``: a pydantic model for ``device.settings``,
+* ``activation_model``: a pydantic model for ``network.activation``,
+* ``build(network, settings, activation, seed, in_features) -> Network``.
+
+Labs add their own by declaring an entry point in the group ``ffzero_lab.devices`` or by
+naming ``package.module:attribute`` in the protocol; this package never imports a driver
+module by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from .errors import ConfigError
+from .network import Network
+
+DEVICE_GROUP = "ffzero_lab.devices"
+
+
+class DeviceDriver(Protocol):
+    """What a device driver provides."""
+
+    settings_model: type[BaseModel]
+    activation_model: type[BaseModel]
+
+    def build(
+        self, network: Any, settings: BaseModel, activation: BaseModel, seed: int, in_features: int
+    ) -> Network:
+        """Build the network the protocol describes."""
+        ...
+
+
+def available_drivers() -> list[str]:
+    """Names of the installed device entry points."""
+    return sorted(ep.name for ep in entry_points(group=DEVICE_GROUP))
+
+
+def resolve_driver(name: str, source: str, field: str = "device.driver") -> DeviceDriver:
+    """Load a driver from an entry point name or ``module:attribute``.
+
+    Raises:
+        ConfigError: naming ``source`` and ``field`` when the driver cannot be found.
+    """
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import driver module {module_name!r}: {exc}", source, field) from None
+        try:
+            driver = getattr(module, attribute)
+        except AttributeError:
+            raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}", source, field) from None
+    else:
+        matches = [ep for ep in entry_points(group=DEVICE_GROUP) if ep.name == name]
+        if not matches:
+            known = ", ".join(available_drivers()) or "none installed"
+            raise ConfigError(
+                f"unknown driver {name!r} (installed: {known}; or give 'module:attribute')", source, field
+            )
+        driver = matches[0].load()
+    for needed in ("settings_model", "activation_model", "build"):
+        if not hasattr(driver, needed):
+            raise ConfigError(f"{name!r} is not a device driver (no {needed})", source, field)
+    return driver

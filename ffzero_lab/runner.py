@@ -1,0 +1,60 @@
+"""From a validated protocol to a built network and its data: the edge between files and the trainer.
+
+Everything that can be wrong with a user's input (unknown driver, bad driver settings, a
+missing data set, a width that does not fit the data) is found here, before anything is
+evaluated, and raised as a :class:`~ffzero_lab.errors.UserError` naming the file and field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .datasets import Dataset, load_dataset
+from .errors import ConfigError, DataError
+from .network import Network
+from .orchestrator import RunSeeds
+from .protocol import Protocol, validation_error
+from .registry import resolve_driver
+
+
+@dataclass
+class Prepared:
+    """A protocol ready to run: its network, data and seeds."""
+
+    protocol: Protocol
+    network: Network
+    dataset: Dataset
+    seeds: RunSeeds
+
+
+def build_network(protocol: Protocol, source: str, in_features: int, seeds: RunSeeds) -> Network:
+    """Resolve ``device.driver``, validate its settings and build the network."""
+    driver = resolve_driver(protocol.device.driver, source)
+    try:
+        settings = driver.settings_model.model_validate(protocol.device.settings)
+    except ValidationError as exc:
+        raise validation_error(exc, source, "device.settings") from None
+    try:
+        activation = driver.activation_model.model_validate(protocol.network.activation)
+    except ValidationError as exc:
+        raise validation_error(exc, source, "network.activation") from None
+    try:
+        return driver.build(protocol.network, settings, activation, seeds.device, in_features)
+    except ValueError as exc:
+        raise ConfigError(str(exc), source, "network") from None
+
+
+def prepare(protocol: Protocol, source: str, data_dir: Path | None) -> Prepared:
+    """Load the data set and build the network for a protocol."""
+    try:
+        dataset = load_dataset(protocol.data.set, data_dir)
+    except DataError as exc:
+        if exc.source is None:  # no file of its own to blame: name the protocol's field
+            exc.source, exc.field = source, "data.set"
+        raise
+    seeds = RunSeeds.from_seed(protocol.seed)
+    network = build_network(protocol, source, dataset.features, seeds)
+    return Prepared(protocol, network, dataset, seeds)
