@@ -34,8 +34,9 @@ app = typer.Typer(
 runs_app = typer.Typer(help="Recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output (a log file, CI) gets a wide console rather than rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 RunsDir = Annotated[
     Optional[Path], typer.Option("--runs-dir", help="Run store folder [default: $FFZERO_RUNS_DIR or ./runs].")
@@ -86,14 +87,16 @@ def dry_run(
     finally:
         run_id = sinks[0].run_id
         store.close()
-    table = Table(title=f"run {run_id} ({result.run_uid[:8]}) on {proto.device.driver}")
+    table = Table(title="test accuracy", title_justify="left")
     table.add_column("layer", justify="right")
-    table.add_column("test accuracy", justify="right")
+    table.add_column("accuracy", justify="right")
     for i, acc in enumerate(result.layer_accuracy):
         table.add_row(str(i), f"{acc:.4f}")
     table.add_row("[bold]voted[/]", f"[bold]{result.test_accuracy:.4f}[/]")
-    table.caption = f"{result.evaluations:,} device evaluations in {result.wall_s:.1f} s"
-    (err if as_json else out).print(table)
+    console = err if as_json else out
+    console.print(f"[bold]run {run_id}[/] ({result.run_uid[:8]}) on {proto.device.driver}: "
+                  f"{result.evaluations:,} device evaluations in {result.wall_s:.1f} s", highlight=False)
+    console.print(table)
     if as_json:
         summary = {
             "run_id": run_id,
