@@ -83,8 +83,11 @@ class ParameterBounds:
             raise ParameterRangeError(f"{self.name(index)} is not finite")
         out = values
         if self.periodic.any():
-            span = self.upper - self.lower
-            wrapped = self.lower + np.mod(values - self.lower, np.where(self.periodic, span, 1.0))
+            lower = np.where(self.periodic, self.lower, 0.0)
+            span = np.where(self.periodic, self.upper - self.lower, 1.0)
+            wrapped = lower + np.mod(values - lower, span)
+            # np.mod(-1e-17, 2 pi) rounds to 2 pi: keep the interval half-open.
+            wrapped = np.where(wrapped >= lower + span, lower, wrapped)
             out = np.where(self.periodic, wrapped, values)
         outside = ~self.periodic & ((out < self.lower) | (out > self.upper))
         if outside.any():

@@ -7,6 +7,7 @@ dimension, then the data in C order, big-endian.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def read_idx(path: Path) -> NDArray[np.generic]:
         raw = path.read_bytes()
         if path.suffix == ".gz":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read: {exc}", str(path)) from None
     return parse_idx(raw, str(path))
 

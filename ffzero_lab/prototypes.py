@@ -18,6 +18,12 @@ def _project(p: NDArray[np.float64], centred: bool) -> NDArray[np.float64]:
     return p / np.linalg.norm(p, axis=-1, keepdims=True)
 
 
+def _max_cosine(p: NDArray[np.float64]) -> float:
+    cos = p @ p.T
+    np.fill_diagonal(cos, -np.inf)
+    return float(cos.max())
+
+
 def random_unit_vectors(
     count: int, dim: int, seed: int | np.random.SeedSequence, centred: bool = False
 ) -> NDArray[np.float64]:
@@ -54,16 +60,27 @@ def max_separated_prototypes(
     if centred and dim < 2:
         raise ValueError("centred prototypes need dim >= 2")
     p = random_unit_vectors(count, dim, seed, centred)
-    if count == 1:
+    if count == 1 or steps == 0:
         return p
     off_diagonal = ~np.eye(count, dtype=bool)
-    for _ in range(steps):
+    best, best_cos = p, _max_cosine(p)
+    # Constant steps for the first half, then the step shrinks geometrically to 1 % of
+    # step_size so the iterate settles instead of jumping around the optimum; the best
+    # arrangement seen is kept.
+    settle = steps - steps // 2
+    decay = 0.01 ** (1.0 / settle)
+    size = step_size
+    for i in range(steps):
         weights = np.exp(temperature * (p @ p.T)) * off_diagonal  # (C, C)
         grad = temperature * weights @ p  # d/dp_a of the energy
         grad -= np.sum(grad * p, axis=1, keepdims=True) * p  # tangent to the sphere
-        scale = np.abs(grad).max()
-        p = _project(p - step_size * grad / scale, centred)
-    return p
+        p = _project(p - size * grad / np.abs(grad).max(), centred)
+        if i >= steps // 2:
+            size *= decay
+        cos = _max_cosine(p)
+        if cos < best_cos:
+            best, best_cos = p, cos
+    return best
 
 
 def regression_prototypes(
@@ -79,6 +96,4 @@ def regression_prototypes(
 
 def min_pairwise_angle(p: NDArray[np.float64]) -> float:
     """Smallest angle between two rows of ``p`` (radians)."""
-    cos = p @ p.T
-    np.fill_diagonal(cos, -1.0)
-    return float(np.arccos(np.clip(cos.max(), -1.0, 1.0)))
+    return float(np.arccos(np.clip(_max_cosine(p), -1.0, 1.0)))
