@@ -79,6 +79,14 @@ def rectangular_mask(units: int, num_layers: int) -> NDArray[np.float64]:
     return mask
 
 
+def _expi(x: NDArray[np.floating], dtype: type = np.complex128) -> NDArray[np.complexfloating]:
+    """``exp(1j x)`` for real x, via cos and sin (cheaper than a complex exp)."""
+    out = np.empty(x.shape, dtype=dtype)
+    np.cos(x, out=out.real, casting="same_kind")
+    np.sin(x, out=out.imag, casting="same_kind")
+    return out
+
+
 def mzi_blocks(
     theta: NDArray[np.floating],
     phi: NDArray[np.floating],
@@ -91,40 +99,49 @@ def mzi_blocks(
         theta: internal phases, radians, shape ``(S, L, N//2)``.
         phi: external phases, radians, shape ``(S, L, N//2)``.
         geometry: the mesh's fixed structure.
-        dtype: complex dtype of the result.
+        dtype: complex dtype of the result (the arithmetic is done in its precision).
 
     Returns:
         ``(S, L, N//2, 2, 2)``; block ``T`` acts on a row pair as ``[x0, x1] @ T``.
     """
     mask = geometry.mask
-    theta = theta * mask + (1.0 - mask) * np.pi
-    phi = phi * mask + (1.0 - mask) * np.pi
-    if geometry.basis == "sm":
-        iu, il = theta, np.zeros_like(theta)
-    elif geometry.basis == "bloch":
-        iu, il = theta / 2, -theta / 2
-    else:
-        raise ValueError(f"basis must be 'sm' or 'bloch', got {geometry.basis!r}")
+    real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+    theta = np.where(mask > 0, theta, np.pi).astype(real, copy=False)
+    phi = np.where(mask > 0, phi, np.pi).astype(real, copy=False)
     e = geometry.bs_error
     sp, sn = np.sqrt(1.0 + e), np.sqrt(1.0 - e)
-    epp, epn, enp, enn = sp * sp, sp * sn, sn * sp, sn * sn
-    a, b = np.exp(1j * iu), np.exp(1j * il)
-    ephi = np.exp(1j * phi)
+    epp, epn, enp, enn = (0.5 * v.astype(real) for v in (sp * sp, sp * sn, sn * sp, sn * sn))
+    if geometry.basis == "sm":  # internal phases theta on the upper arm, 0 on the lower
+        a, b = _expi(theta, dtype), None
+    elif geometry.basis == "bloch":  # +theta/2 and -theta/2: b = conj(a)
+        a = _expi(theta / 2, dtype)
+        b = a.conj()
+    else:
+        raise ValueError(f"basis must be 'sm' or 'bloch', got {geometry.basis!r}")
+    ephi = _expi(phi, dtype)
     blocks = np.empty(theta.shape + (2, 2), dtype=dtype)
-    blocks[..., 0, 0] = 0.5 * (epp * a - enn * b) * ephi
-    blocks[..., 0, 1] = 0.5j * (epn * a + enp * b)
-    blocks[..., 1, 0] = 0.5j * (enp * a + epn * b) * ephi
-    blocks[..., 1, 1] = -0.5 * (enn * a - epp * b)
+    if b is None:
+        blocks[..., 0, 0] = (epp * a - enn) * ephi
+        blocks[..., 0, 1] = 1j * (epn * a + enp)
+        blocks[..., 1, 0] = 1j * (enp * a + epn) * ephi
+        blocks[..., 1, 1] = epp - enn * a
+    else:
+        blocks[..., 0, 0] = (epp * a - enn * b) * ephi
+        blocks[..., 0, 1] = 1j * (epn * a + enp * b)
+        blocks[..., 1, 0] = 1j * (enp * a + epn * b) * ephi
+        blocks[..., 1, 1] = epp * b - enn * a
     return blocks
 
 
-def propagate(
+def propagate_reference(
     fields: NDArray[np.complexfloating],
     blocks: NDArray[np.complexfloating],
     gamma: NDArray[np.floating],
     geometry: MeshGeometry,
 ) -> NDArray[np.complexfloating]:
-    """Push fields through a batch of meshes.
+    """Push fields through a batch of meshes, column by column, exactly as neurophox does.
+
+    Any mode count and permutation; used as the reference for :func:`propagate` and for odd N.
 
     Args:
         fields: input fields, shape ``(M, N)`` (shared by all settings) or ``(S, M, N)``.
@@ -150,6 +167,76 @@ def propagate(
             out[..., -1] = x[..., -1]
         x = out[..., perm[layer + 1]]
     return x
+
+
+def _is_grid(geometry: MeshGeometry) -> bool:
+    return geometry.units % 2 == 0 and np.array_equal(
+        geometry.perm_idx, grid_permutation(geometry.units, geometry.num_layers)
+    )
+
+
+def propagate(
+    fields: NDArray[np.complexfloating],
+    blocks: NDArray[np.complexfloating],
+    gamma: NDArray[np.floating],
+    geometry: MeshGeometry,
+) -> NDArray[np.complexfloating]:
+    """Push fields through a batch of meshes (fast path for rectangular meshes of even N).
+
+    In a rectangular mesh the column permutations cancel in pairs: in the modes' own order,
+    even columns couple (2k, 2k+1) and odd columns couple (2k+1, 2k+2), their last slot
+    coupling (N-1, 0). The fields are kept as two contiguous arrays, even and odd modes, laid
+    out ``(M, N//2, S)`` so that every update is one long contiguous numpy operation; no
+    permutation is copied. Equal to :func:`propagate_reference` (tested to 1e-10 against
+    neurophox).
+
+    Args:
+        fields: ``(M, N)`` shared by all settings, or ``(S, M, N)`` one batch per setting.
+        blocks: ``(S, L, N//2, 2, 2)`` from :func:`mzi_blocks`.
+        gamma: ``(S, N)`` input phases, radians.
+        geometry: the mesh's fixed structure.
+
+    Returns:
+        ``(S, M, N)`` output fields.
+    """
+    if not _is_grid(geometry):
+        return propagate_reference(fields, blocks, gamma, geometry)
+    n, h = geometry.units, geometry.units // 2
+    s = blocks.shape[0]
+    phase = np.exp(1j * gamma).astype(blocks.dtype)  # (S, N)
+    if fields.ndim == 2:
+        x = fields[:, None, :] * phase[None]  # (M, S, N)
+    else:
+        x = fields.transpose(1, 0, 2) * phase[None]
+    x = x.astype(blocks.dtype, copy=False)
+    even = np.ascontiguousarray(x[..., 0::2].transpose(0, 2, 1))  # (M, h, S)
+    odd = np.ascontiguousarray(x[..., 1::2].transpose(0, 2, 1))
+    coeffs = np.ascontiguousarray(blocks.transpose(1, 3, 4, 2, 0))  # (L, 2, 2, h, S)
+    new_a = np.empty_like(even)
+    scratch = np.empty_like(even)
+    for layer in range(geometry.num_layers):
+        t = coeffs[layer]
+        if layer % 2 == 0:
+            a, b, t = even, odd, t
+        else:
+            a, b, t = odd[:, : h - 1], even[:, 1:], t[:, :, : h - 1]
+        na, tmp = new_a[:, : a.shape[1]], scratch[:, : a.shape[1]]
+        np.multiply(a, t[0, 0], out=na)
+        np.multiply(b, t[1, 0], out=tmp)
+        na += tmp
+        np.multiply(a, t[0, 1], out=tmp)
+        b *= t[1, 1]
+        b += tmp
+        a[...] = na
+        if layer % 2 == 1:  # the wrap slot couples mode N-1 (odd) with mode 0 (even)
+            w = coeffs[layer][:, :, h - 1]  # (2, 2, S)
+            a0, b0 = odd[:, h - 1].copy(), even[:, 0].copy()
+            odd[:, h - 1] = a0 * w[0, 0] + b0 * w[1, 0]
+            even[:, 0] = a0 * w[0, 1] + b0 * w[1, 1]
+    out = np.empty((s, x.shape[0], n), dtype=x.dtype)
+    out[..., 0::2] = even.transpose(2, 0, 1)
+    out[..., 1::2] = odd.transpose(2, 0, 1)
+    return out
 
 
 def transfer_matrices(
