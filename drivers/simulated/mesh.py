@@ -24,6 +24,8 @@ from ffzero_lab.contract import ParameterBounds, PhysicalLayer
 from ffzero_lab.network import Network
 
 from .activation import ElectroOpticActivation
+from .detector import Detector, LaserDrift
+from .heaters import HeaterBank, neighbour_coupling, settle
 from .transfer import MeshGeometry, grid_permutation, mzi_blocks, propagate, rectangular_mask
 
 
@@ -74,23 +76,67 @@ def neurophox_matrix(theta: NDArray, phi: NDArray, gamma: NDArray, geometry: Mes
     return MeshNumpyLayer(model, phases).matrix
 
 
+#: Non-ideality presets. ``ideal``: every effect off, powers normalised to a 1 W input.
+#: ``realistic``: a silicon chip at a lab bench (HARDWARE.md).
+PRESETS: dict[str, dict[str, Any]] = {
+    "ideal": {
+        "bs_error": 0.0, "dac_bits": 0, "v_max_V": 12.0, "k_rad_per_V2": 2 * np.pi / 64, "k_spread": 0.0,
+        "crosstalk": 0.0, "settle_s": 1e-3, "thermal_tau_s": 0.0, "insertion_loss_dB": 0.0,
+        "insertion_loss_spread_dB": 0.0, "laser_power_W": 1.0, "laser_drift_per_sqrt_s": 0.0,
+        "shot_noise": False, "bandwidth_Hz": 1e3, "read_noise_W": 0.0, "adc_bits": 0, "detector_range_W": 1.0,
+        "reading_time_s": 1e-3,
+    },
+    "realistic": {
+        "bs_error": 0.02, "dac_bits": 16, "v_max_V": 12.0, "k_rad_per_V2": 2 * np.pi / 64, "k_spread": 0.05,
+        "crosstalk": 0.02, "settle_s": 50e-6, "thermal_tau_s": 10e-6, "insertion_loss_dB": 0.05,
+        "insertion_loss_spread_dB": 0.01, "laser_power_W": 1e-3, "laser_drift_per_sqrt_s": 1e-3,
+        "shot_noise": True, "bandwidth_Hz": 1e3, "read_noise_W": 1e-9, "adc_bits": 16, "detector_range_W": 1e-3,
+        "reading_time_s": 1e-3,
+    },
+}
+
+
 class MeshSettings(BaseModel):
-    """Settings of the simulated mesh device (``device.settings`` in a protocol)."""
+    """Settings of the simulated mesh device (``device.settings`` in a protocol).
+
+    ``preset`` sets every non-ideality at once; any field given explicitly overrides it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    preset: Literal["ideal", "realistic"] = Field("ideal", description="All non-idealities off, or a lab-like chip.")
     basis: Literal["sm", "bloch"] = Field(
         "sm", description="'sm': theta on one arm, as a single heater; 'bloch': +-theta/2."
-    )
-    bs_error: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Std. dev. of each beam splitter's split-ratio error."
     )
     init: Literal["haar_rect", "random"] = Field(
         "haar_rect", description="Initial phases: Haar-random unitary, or uniform random phases."
     )
     precision: Literal["double", "single"] = Field(
-        "double", description="complex128 (exact) or complex64 (about 1.5x faster) arithmetic."
+        "double", description="complex128 (exact) or complex64 (about 2x faster) arithmetic."
     )
+    bs_error: float | None = Field(None, ge=0.0, lt=1.0, description="Std. dev. of each MZI's split-ratio error.")
+    dac_bits: int | None = Field(None, ge=0, le=32, description="Heater DAC resolution; 0 = continuous.")
+    v_max_V: float | None = Field(None, gt=0, description="Heater DAC full scale, V.")
+    k_rad_per_V2: float | None = Field(None, gt=0, description="Nominal phase per V^2 of a heater, rad/V^2.")
+    k_spread: float | None = Field(None, ge=0, lt=0.5, description="Relative std. dev. of k across heaters.")
+    crosstalk: float | None = Field(None, ge=0, lt=0.5, description="Fraction of a neighbour heater's phase picked up.")
+    settle_s: float | None = Field(None, ge=0, description="Wait after a phase change before reading, s.")
+    thermal_tau_s: float | None = Field(None, ge=0, description="Heater thermal time constant, s; 0 = instant.")
+    insertion_loss_dB: float | None = Field(None, ge=0, description="Mean insertion loss per MZI, dB.")
+    insertion_loss_spread_dB: float | None = Field(None, ge=0, description="Std. dev. of the loss across MZIs, dB.")
+    laser_power_W: float | None = Field(None, gt=0, description="Optical power of a unit-power input, W.")
+    laser_drift_per_sqrt_s: float | None = Field(None, ge=0, description="Relative laser power random walk per sqrt(s).")
+    shot_noise: bool | None = Field(None, description="Add detector shot noise.")
+    bandwidth_Hz: float | None = Field(None, gt=0, description="Detection bandwidth, Hz.")
+    read_noise_W: float | None = Field(None, ge=0, description="Detector read noise std. dev., W.")
+    adc_bits: int | None = Field(None, ge=0, le=32, description="Detector ADC resolution; 0 = none.")
+    detector_range_W: float | None = Field(None, gt=0, description="Detector ADC full scale, W.")
+    reading_time_s: float | None = Field(None, ge=0, description="Time to read all ports for one input, s.")
+
+    def resolved(self, name: str) -> Any:
+        """The effective value of a non-ideality: explicit if given, else the preset's."""
+        value = getattr(self, name)
+        return PRESETS[self.preset][name] if value is None else value
 
 
 class ActivationSettings(BaseModel):
@@ -117,18 +163,56 @@ class SimulatedMesh(PhysicalLayer):
         if modes < 2:
             raise ValueError(f"a mesh needs at least 2 modes, got {modes}")
         self.settings = settings
+        get = settings.resolved
         self.in_features = self.ports = self.out_features = modes
         self._dtype = np.complex128 if settings.precision == "double" else np.complex64
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         init_seq, fab_seq = seq.spawn(2)
+        heater_seq, loss_seq, noise_seq = fab_seq.spawn(3)
         mask = rectangular_mask(modes, modes)
-        bs_error = np.random.default_rng(fab_seq).standard_normal(mask.shape) * settings.bs_error * mask
+        bs_error = np.random.default_rng(fab_seq).standard_normal(mask.shape) * get("bs_error") * mask
+        loss_db = get("insertion_loss_dB") + get("insertion_loss_spread_dB") * np.random.default_rng(
+            loss_seq).standard_normal(mask.shape)
+        transmission = np.where(mask > 0, 10 ** (-np.clip(loss_db, 0, None) / 20), 1.0)
         self.geometry = MeshGeometry(
-            modes, modes, grid_permutation(modes, modes), mask, bs_error, settings.basis
+            modes, modes, grid_permutation(modes, modes), mask, bs_error, settings.basis,
+            None if np.all(transmission == 1.0) else transmission,
         )
         self._where = mask.astype(bool)
         self._bounds = ParameterBounds.phases(self.geometry.n_params, self._names())
+        self.heaters = self._draw_heaters(heater_seq)
+        self.detector = Detector(
+            shot_noise=get("shot_noise"), bandwidth_Hz=get("bandwidth_Hz"), read_noise_W=get("read_noise_W"),
+            adc_bits=get("adc_bits"), range_W=get("detector_range_W"),
+        )
+        self.noise_rng = np.random.default_rng(noise_seq)
+        self.laser = LaserDrift(get("laser_drift_per_sqrt_s"), self.noise_rng)
+        self.laser_power_W = float(get("laser_power_W"))
+        self.setting_time_s = float(get("settle_s"))
+        self.reading_time_s = float(get("reading_time_s"))
+        self.clock_s = 0.0
         self._theta = self._initial_phases(init_seq)
+        self._applied = self.heaters.produced(self._theta[None])[0]  # phases on the chip now
+
+    def _draw_heaters(self, seq: np.random.SeedSequence) -> HeaterBank:
+        """Per-heater phi0 and k, drawn once; neighbour crosstalk by heater position."""
+        get = self.settings.resolved
+        n = self.n_params
+        rng = np.random.default_rng(seq)
+        phi0 = rng.uniform(0, 2 * np.pi, n)
+        k = get("k_rad_per_V2") * (1.0 + get("k_spread") * rng.standard_normal(n))
+        cols, slots = np.nonzero(self._where)
+        m = cols.size
+        positions = np.concatenate([
+            np.stack([np.zeros(m, int), cols, slots], axis=1),  # theta heaters
+            np.stack([np.ones(m, int), cols, slots], axis=1),  # phi heaters
+            np.stack([np.full(self.geometry.units, 2), np.zeros(self.geometry.units, int),
+                      np.arange(self.geometry.units)], axis=1),  # input phases gamma
+        ])
+        tau = get("thermal_tau_s")
+        factor = float(np.exp(-get("settle_s") / tau)) if tau > 0 else 0.0
+        return HeaterBank(phi0, k, float(get("v_max_V")), int(get("dac_bits")),
+                          neighbour_coupling(positions, float(get("crosstalk"))), factor)
 
     def _names(self) -> tuple[str, ...]:
         cols, slots = np.nonzero(self._where)
@@ -170,28 +254,63 @@ class SimulatedMesh(PhysicalLayer):
     def set_parameters(self, values: NDArray[np.floating]) -> None:
         self._theta = self._bounds.apply(values)
 
-    def fields(self, inputs: NDArray[np.generic], settings: NDArray[np.floating]) -> NDArray[np.complexfloating]:
-        """Output fields ``(S, B, N)`` (sqrt(W)) for inputs ``(B, N)`` and settings ``(S, n)``."""
-        settings = self._bounds.apply(np.atleast_2d(settings))
-        theta, phi, gamma = self.unpack(settings)
+    def _propagate(self, inputs: NDArray[np.generic], phases: NDArray[np.floating]) -> NDArray[np.complexfloating]:
+        """Fields ``(S, B, N)`` for inputs ``(B, N)`` or ``(S, B, N)`` under chip phases ``(S, n)``."""
+        theta, phi, gamma = self.unpack(phases)
         blocks = mzi_blocks(theta, phi, self.geometry, self._dtype)
         inputs = np.asarray(inputs).astype(self._dtype, copy=False)
-        if inputs.shape[0] <= self.geometry.units:
-            return propagate(inputs, blocks, gamma, self.geometry)
-        eye = np.eye(self.geometry.units, dtype=self._dtype)
-        return inputs @ propagate(eye, blocks, gamma, self.geometry)
+        if inputs.ndim == 2 and inputs.shape[0] > self.geometry.units:
+            eye = np.eye(self.geometry.units, dtype=self._dtype)
+            return inputs @ propagate(eye, blocks, gamma, self.geometry)
+        return propagate(inputs, blocks, gamma, self.geometry)
+
+    def _apply(self, settings: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Write a sequence of settings ``(S, n)``; the phases each reading sees ``(S, n)``.
+
+        Advances the chip's clock by one settle time plus the readings per setting.
+        """
+        settings = self._bounds.apply(np.atleast_2d(settings))
+        produced = self.heaters.produced(settings)
+        seen = settle(produced, self._applied, self.heaters.settle_factor)
+        self._applied = produced[-1]
+        return seen
+
+    def _detect(self, fields: NDArray[np.complexfloating], seen_at: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Port readings (W) of fields ``(S, B, N)``; laser drift at the times ``(S,)``, detector noise."""
+        intensity = (fields.real**2 + fields.imag**2).astype(np.float64)
+        power = intensity * (self.laser_power_W * self.laser.factors(seen_at))[:, None, None]
+        return self.detector.read(power, self.noise_rng)
+
+    def _readout_times(self, settings: int, batch: int) -> NDArray[np.float64]:
+        per_setting = self.setting_time_s + batch * self.reading_time_s
+        times = self.clock_s + per_setting * np.arange(1, settings + 1)
+        self.clock_s = float(times[-1])
+        return times
+
+    def fields(self, inputs: NDArray[np.generic], settings: NDArray[np.floating]) -> NDArray[np.complexfloating]:
+        """Noise-free output fields ``(S, B, N)`` (sqrt(W) per unit input power) under ``settings``.
+
+        The chip's non-ideal heaters produce the phases (quantisation, crosstalk, settling).
+        """
+        return self._propagate(inputs, self._apply(settings))
 
     def evaluate(self, inputs: NDArray[np.generic], settings: NDArray[np.floating]) -> NDArray[np.float64]:
+        settings = np.atleast_2d(settings)
         out = self.fields(inputs, settings)
-        return (out.real**2 + out.imag**2).astype(np.float64)
+        return self._detect(out, self._readout_times(settings.shape[0], out.shape[1]))
 
     def forward(self, inputs: NDArray[np.generic]) -> tuple[NDArray[np.complexfloating], NDArray[np.float64]]:
-        out = self.fields(inputs, self._theta[None])[0]
-        return out, (out.real**2 + out.imag**2).astype(np.float64)
+        out = self.fields(inputs, self._theta[None])
+        taps = self._detect(out, self._readout_times(1, out.shape[1]))
+        return out[0], taps[0]
 
     def matrix(self) -> NDArray[np.complexfloating]:
-        """Transfer matrix ``(N, N)`` at the current phases (row convention: ``x @ U``)."""
-        return self.fields(np.eye(self.geometry.units), self._theta[None])[0]
+        """Transfer matrix ``(N, N)`` at the current (requested) phases, row convention ``x @ U``.
+
+        Computed from the requested phases, as a perfectly settled ideal heater bank would set
+        them; the heater non-idealities are not applied (this is the model's matrix).
+        """
+        return self._propagate(np.eye(self.geometry.units), self._theta[None])[0]
 
     def reference_matrix(self) -> NDArray[np.complex128]:
         """The same matrix computed by neurophox: build a mesh layer, then ``.matrix``.
@@ -205,7 +324,10 @@ class SimulatedMesh(PhysicalLayer):
         return neurophox_matrix(theta[0], phi[0], gamma[0], self.geometry)
 
     def state(self) -> dict[str, NDArray[np.generic]]:
-        return {"bs_error": self.geometry.bs_error}
+        state = {"bs_error": self.geometry.bs_error, "heater_phi0": self.heaters.phi0, "heater_k": self.heaters.k}
+        if self.geometry.transmission is not None:
+            state["transmission"] = self.geometry.transmission
+        return state
 
 
 class MeshDevice:

@@ -34,6 +34,8 @@ class MeshGeometry:
         mask: ``(L, N//2)`` float, 1 for a tunable MZI, 0 for an unused slot.
         bs_error: ``(L, N//2)`` beam-splitter split-ratio error per MZI (dimensionless).
         basis: ``'sm'`` (theta on the upper arm only) or ``'bloch'`` (+-theta/2).
+        transmission: ``(L, N//2)`` amplitude transmission of each MZI (insertion loss), or
+            None for a lossless mesh.
     """
 
     units: int
@@ -42,6 +44,7 @@ class MeshGeometry:
     mask: NDArray[np.float64]
     bs_error: NDArray[np.float64]
     basis: str = "sm"
+    transmission: NDArray[np.float64] | None = None
 
     @property
     def n_mzis(self) -> int:
@@ -110,7 +113,8 @@ def mzi_blocks(
     phi = np.where(mask > 0, phi, np.pi).astype(real, copy=False)
     e = geometry.bs_error
     sp, sn = np.sqrt(1.0 + e), np.sqrt(1.0 - e)
-    epp, epn, enp, enn = (0.5 * v.astype(real) for v in (sp * sp, sp * sn, sn * sp, sn * sn))
+    scale = 0.5 if geometry.transmission is None else 0.5 * geometry.transmission
+    epp, epn, enp, enn = ((scale * v).astype(real) for v in (sp * sp, sp * sn, sn * sp, sn * sn))
     if geometry.basis == "sm":  # internal phases theta on the upper arm, 0 on the lower
         a, b = _expi(theta, dtype), None
     elif geometry.basis == "bloch":  # +theta/2 and -theta/2: b = conj(a)

@@ -1,0 +1,119 @@
+"""Thermo-optic phase shifters of a simulated chip: calibration law, DAC, crosstalk, settling.
+
+Each heater i follows ``phi_i = phi0_i + k_i V_i^2`` (HARDWARE.md), with ``phi0`` and ``k``
+drawn once per chip. The controller knows each channel's law (as after a perfect
+calibration), so a requested phase becomes the voltage ``V = sqrt(((phi - phi0) mod 2 pi) / k)``,
+quantised by a DAC of ``bits`` over ``[0, v_max]``. Neighbouring heaters share heat: the
+phase a heater produces also shifts its neighbours by ``coupling`` times its own thermal phase
+``k V^2``. After a change, a heater's phase relaxes exponentially (time constant tau) towards
+its new value, so a reading taken ``settle`` seconds later sees
+``new + (old - new) exp(-settle / tau)``.
+
+Phases in radians, voltages in volts, times in seconds. Batched over settings ``(S, n)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.signal
+import scipy.sparse
+from numpy.typing import NDArray
+
+TWO_PI = 2 * np.pi
+
+
+@dataclass(frozen=True)
+class HeaterBank:
+    """Every heater of one mesh.
+
+    Attributes:
+        phi0: ``(n,)`` phase at 0 V, radians.
+        k: ``(n,)`` phase per volt squared, rad/V^2.
+        v_max: DAC full scale, volts.
+        bits: DAC resolution; 0 means an ideal (continuous) source.
+        coupling: ``(n, n)`` sparse thermal crosstalk (zero diagonal) or None.
+        settle_factor: ``exp(-settle / tau)``, the fraction of a change not yet settled when
+            a reading is taken; 0 means fully settled.
+    """
+
+    phi0: NDArray[np.float64]
+    k: NDArray[np.float64]
+    v_max: float
+    bits: int
+    coupling: scipy.sparse.csr_matrix | None
+    settle_factor: float
+
+    @property
+    def ideal(self) -> bool:
+        """True when requested phases are produced exactly."""
+        return self.bits == 0 and self.coupling is None and self.settle_factor == 0.0
+
+    def voltages(self, phases: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Voltages ``(S, n)`` the controller writes for requested phases ``(S, n)``, DAC-quantised."""
+        v = np.sqrt(np.mod(phases - self.phi0, TWO_PI) / self.k)
+        if np.any(v > self.v_max):
+            worst = float(v.max())
+            raise ValueError(f"a phase needs {worst:.3f} V, above the {self.v_max} V full scale")
+        if self.bits:
+            step = self.v_max / (2**self.bits - 1)
+            v = np.round(v / step) * step
+        return v
+
+    def thermal_phases(self, voltages: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Settled phases ``(S, n)`` produced by voltages ``(S, n)``, crosstalk included."""
+        own = self.k * voltages**2
+        phases = self.phi0 + own
+        if self.coupling is not None:
+            phases = phases + (self.coupling @ own.T).T
+        return phases
+
+    def produced(self, phases: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Settled phases ``(S, n)`` the chip produces when ``phases`` are requested."""
+        if self.bits == 0 and self.coupling is None:
+            return np.asarray(phases, dtype=np.float64)
+        return self.thermal_phases(self.voltages(phases))
+
+
+def settle(targets: NDArray[np.floating], previous: NDArray[np.floating], factor: float) -> NDArray[np.float64]:
+    """Phases seen by readings taken one settle time after each of a sequence of changes.
+
+    ``seen_s = target_s + factor * (seen_{s-1} - target_s)``, with ``seen_{-1} = previous``:
+    a first-order filter along the settings axis (no Python loop).
+
+    Args:
+        targets: ``(S, n)`` settled phases of the settings, in the order they are applied.
+        previous: ``(n,)`` phases when the first setting is applied.
+        factor: ``exp(-settle / tau)`` in [0, 1).
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    if factor == 0.0:
+        return targets
+    zi = (factor * np.asarray(previous, dtype=np.float64))[None, :]
+    seen, _ = scipy.signal.lfilter([1.0 - factor], [1.0, -factor], targets, axis=0, zi=zi)
+    return seen
+
+
+def neighbour_coupling(positions: NDArray[np.integer], strength: float) -> scipy.sparse.csr_matrix | None:
+    """Crosstalk between heaters that sit next to each other.
+
+    Args:
+        positions: ``(n, 3)`` integer (group, column, row) of every heater; heaters of the same
+            group and column whose rows differ by one are neighbours.
+        strength: fraction of a neighbour's thermal phase that a heater picks up.
+
+    Returns:
+        ``(n, n)`` sparse matrix, or None when ``strength`` is 0.
+    """
+    if strength == 0.0:
+        return None
+    positions = np.asarray(positions)
+    order = np.lexsort((positions[:, 2], positions[:, 1], positions[:, 0]))
+    p = positions[order]
+    adjacent = (np.all(p[1:, :2] == p[:-1, :2], axis=1)) & (p[1:, 2] - p[:-1, 2] == 1)
+    i, j = order[:-1][adjacent], order[1:][adjacent]
+    n = positions.shape[0]
+    rows = np.concatenate([i, j])
+    cols = np.concatenate([j, i])
+    return scipy.sparse.csr_matrix((np.full(rows.size, strength), (rows, cols)), shape=(n, n))
