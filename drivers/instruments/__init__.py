@@ -1,0 +1,13 @@
+"""Instrument drivers for a photonic training rig, each speaking its instrument's own command set
+through a pyvisa resource.
+
+* :mod:`.qontrol`: Qontrol Q8iv / Q8b multichannel heater driver (serial ASCII),
+* :mod:`.keithley2600`: Keithley 2600 SMU (TSP) as one or two heater channels,
+* :mod:`.keysight_n774x`: Keysight N7744A / N7745A multiport optical power meter (SCPI),
+* :mod:`.thorlabs_pm100`: Thorlabs PM100D / PM100USB single-port power meter (SCPI).
+
+Shared pieces: :mod:`.base` (named VISA I/O, errors), :mod:`.limits` (pure checks on heater
+writes: limits, power budget, write order), :mod:`.heater` (the heater-driver base class),
+:mod:`.meter` (the power-meter base class), :mod:`.phase` (phase -> voltage).
+Instruments are named in ``instruments.yaml`` as ``drivers.instruments.<module>:<Class>``.
+"""

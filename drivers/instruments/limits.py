@@ -1,0 +1,184 @@
+"""Pure checks on heater writes: quantisation, per-channel limits, the power budget, write order.
+
+Nothing here talks to an instrument; :class:`drivers.instruments.heater.HeaterDriver` runs these
+checks on every request before a single byte is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ffzero_lab.contract import ParameterRangeError
+from ffzero_lab.instruments import ChannelLimits, LimitError, PowerBudgetError
+
+Unit = Literal["V", "mA"]
+
+
+@dataclass(frozen=True)
+class HeaterLimits:
+    """Per-channel limits of one heater instrument; every array has shape ``(channels,)``.
+
+    Attributes:
+        voltage_min_V, voltage_max_V: lowest and highest voltage that may be written, V.
+        current_max_mA: highest heater current, mA (caps the voltage at ``I R``).
+        resistance_ohm: heater resistance, ohm (power ``V^2 / R``).
+        safe_V: the safe value of each channel, V.
+    """
+
+    voltage_min_V: NDArray[np.float64]
+    voltage_max_V: NDArray[np.float64]
+    current_max_mA: NDArray[np.float64]
+    resistance_ohm: NDArray[np.float64]
+    safe_V: NDArray[np.float64]
+
+    @classmethod
+    def from_channel_limits(cls, limits: Sequence[ChannelLimits]) -> "HeaterLimits":
+        """Stack the validated per-channel limits of ``instruments.yaml``."""
+        def column(field: str) -> NDArray[np.float64]:
+            return np.array([getattr(channel, field) for channel in limits], dtype=np.float64)
+
+        return cls(*(column(f) for f in ("voltage_min_V", "voltage_max_V", "current_max_mA", "resistance_ohm", "safe_V")))
+
+    @property
+    def channels(self) -> int:
+        """Number of channels."""
+        return int(self.voltage_max_V.shape[0])
+
+
+def quantize_toward_zero(values: ArrayLike, decimals: int) -> NDArray[np.float64]:
+    """Values on the grid ``10**-decimals``, never farther from zero than asked.
+
+    The result formats exactly with ``f"{x:.{decimals}f}"`` and parses back to itself, so the
+    value checked is the value written.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    scale = 10.0**decimals
+    steps = np.trunc(values * scale)
+    # values * scale can round up to the next integer; step back so |q| <= |value|.
+    steps = np.where(np.abs(steps / scale) > np.abs(values), steps - np.sign(steps), steps)
+    return steps / scale
+
+
+def equivalent_voltage_V(values: NDArray[np.float64], unit: Unit, resistance_ohm: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Voltage across each heater for values in ``unit`` (V as is; mA times R)."""
+    return values if unit == "V" else values * resistance_ohm / 1e3
+
+
+def heater_power_W(voltages_V: NDArray[np.float64], resistance_ohm: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Electrical power of each heater, ``V^2 / R``, W."""
+    return voltages_V**2 / resistance_ohm
+
+
+def check_channel_limits(
+    instrument: str, channels: NDArray[np.intp], values: NDArray[np.float64], unit: Unit, limits: HeaterLimits
+) -> None:
+    """Raise for the first value outside its channel's voltage or current limit.
+
+    Args:
+        instrument: the instrument's name (for the message).
+        channels: ``(k,)`` channel numbers.
+        values: ``(k,)`` values in ``unit`` (already quantised: the values to be written).
+        unit: ``"V"`` or ``"mA"``.
+        limits: the instrument's limits.
+
+    Raises:
+        ParameterRangeError: a value is not finite.
+        LimitError: a value crosses ``voltage_min_V``, ``voltage_max_V`` or ``current_max_mA``
+            (a voltage through ``V / R``, a current through ``I R``).
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ParameterRangeError(f"instrument {instrument!r} channel {channels[i]}: {values[i]} is not finite; nothing was written")
+    resistance = limits.resistance_ohm[channels]
+    volts = equivalent_voltage_V(values, unit, resistance)
+    milliamps = np.abs(values) if unit == "mA" else np.abs(values) / resistance * 1e3
+    via = "" if unit == "V" else " (I*R)"
+    checks = (
+        (volts, limits.voltage_max_V[channels], volts > limits.voltage_max_V[channels], "V", f"voltage_max_V{via}"),
+        (volts, limits.voltage_min_V[channels], volts < limits.voltage_min_V[channels], "V", f"voltage_min_V{via}"),
+        (milliamps, limits.current_max_mA[channels], milliamps > limits.current_max_mA[channels], "mA",
+         "current_max_mA" + ("" if unit == "mA" else " (V/R)")),
+    )
+    for value, limit, outside, shown_unit, what in checks if unit == "V" else checks[::-1]:
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise LimitError(instrument, int(channels[i]), float(value[i]), float(limit[i]), shown_unit, what)
+
+
+def check_power_budget(instrument: str, channel_power_W: NDArray[np.float64], budget_W: float, other_W: float = 0.0) -> float:
+    """Total heater power if ``instrument``'s channels drew ``channel_power_W``.
+
+    Args:
+        instrument: the instrument about to be written (for the message).
+        channel_power_W: ``(channels,)`` power of each of its heaters after the write, W.
+        budget_W: the rig's total budget, W.
+        other_W: power drawn by the rig's other heater instruments, W.
+
+    Returns:
+        The total, W.
+
+    Raises:
+        PowerBudgetError: the total exceeds the budget (or is not a number).
+    """
+    total = other_W + float(np.sum(channel_power_W))
+    if not total <= budget_W:
+        raise PowerBudgetError(instrument, total, budget_W)
+    return total
+
+
+def power_ordered_steps(old_V: NDArray[np.float64], new_V: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Split a change of heater voltages into two steps whose power never exceeds both ends.
+
+    Step 1 writes the channels whose power falls (and sends channels whose sign flips to 0);
+    step 2 writes every other channel to its new value. During step 1 no heater draws more than
+    before; during step 2 none draws more than after. So when the old and the new state both
+    fit the budget, so does every state in between, whatever order the commands arrive in.
+
+    Args:
+        old_V, new_V: ``(k,)`` voltages (or ``I R``) of the channels to be written, V.
+
+    Returns:
+        ``(falling, crossing)`` masks: ``falling`` channels go to their new value in step 1;
+        ``crossing`` channels go to 0 in step 1 and to their new value in step 2.
+    """
+    crossing = (np.sign(old_V) * np.sign(new_V)) < 0
+    falling = ~crossing & (np.abs(new_V) < np.abs(old_V))
+    return falling, crossing
+
+
+class PowerBudget:
+    """The rig's total heater power budget, shared by every heater instrument of the rig.
+
+    Each heater driver records what its channels draw; a write is checked against the budget
+    minus what the others draw (:func:`check_power_budget`).
+
+    Args:
+        budget_W: the budget, W.
+    """
+
+    def __init__(self, budget_W: float) -> None:
+        self.budget_W = float(budget_W)
+        self._drawn_W: dict[str, float] = {}
+
+    def others_W(self, instrument: str) -> float:
+        """Power drawn by every instrument but ``instrument``, W."""
+        return sum(w for name, w in self._drawn_W.items() if name != instrument)
+
+    def check(self, instrument: str, channel_power_W: NDArray[np.float64]) -> float:
+        """Total power if ``instrument`` drew ``channel_power_W``; raises PowerBudgetError."""
+        return check_power_budget(instrument, channel_power_W, self.budget_W, self.others_W(instrument))
+
+    def record(self, instrument: str, channel_power_W: NDArray[np.float64]) -> None:
+        """Note what ``instrument``'s channels draw now."""
+        self._drawn_W[instrument] = float(np.sum(channel_power_W))
+
+    @property
+    def drawn_W(self) -> float:
+        """Total power drawn now, W."""
+        return sum(self._drawn_W.values())

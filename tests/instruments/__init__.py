@@ -1,0 +1,1 @@
+"""Instrument drivers, instruments.yaml and `ffzero-lab instruments`: transcripts against pyvisa-sim."""

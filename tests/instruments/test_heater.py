@@ -1,0 +1,57 @@
+"""The heater-driver base through a Qontrol on a fake resource: write order, shared budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drivers.instruments.limits import PowerBudget
+from drivers.instruments.qontrol import Qontrol
+from ffzero_lab.instruments import PowerBudgetError
+
+from .conftest import heater_limits
+from .transcript import ExpectedProtocol
+
+
+def state(volts: list[str]) -> list:
+    return [("nchan?", str(len(volts))), ("Vall?", volts[0])] + [(None, v) for v in volts[1:]]
+
+
+def test_power_falls_before_it_rises() -> None:
+    fake = ExpectedProtocol([
+        *state(["2.0000", "0.0000", "1.0000", "0.0000"]),
+        ("V2=0.0000", "OK"),                      # step 1: the falling channel
+        ("VVEC0=2.0000,1.0000", "OK"),            # step 2: the rest, in runs
+        ("V3=1.0000", "OK"),
+    ])
+    q = Qontrol(fake, "q8", heater_limits(4), PowerBudget(0.05))
+    q.set_voltages_V([3, 1, 0, 2], [1.0, 1.0, 2.0, 0.0])
+    np.testing.assert_array_equal(q.voltages_V, [2.0, 1.0, 0.0, 1.0])
+    fake.assert_done()
+
+
+def test_long_runs_are_split_at_vector_max() -> None:
+    fake = ExpectedProtocol([*state(["0"] * 5), ("VVEC0=1.0000,1.0000", "OK"), ("VVEC2=1.0000,1.0000", "OK"),
+                             ("V4=1.0000", "OK")])
+    q = Qontrol(fake, "q8", heater_limits(5), PowerBudget(1.0), Qontrol.settings_model(vector_max=2))
+    q.set_voltages_V(range(5), [1.0] * 5)
+    fake.assert_done()
+
+
+def test_two_instruments_share_one_budget() -> None:
+    budget = PowerBudget(0.02)
+    a = Qontrol(ExpectedProtocol([*state(["0", "0"]), ("V0=3.0000", "OK")]), "a", heater_limits(2), budget)
+    b = Qontrol(ExpectedProtocol(state(["0", "0"])), "b", heater_limits(2), budget)
+    a.set_voltage_V(0, 3.0)  # 18 mW of 20
+    with pytest.raises(PowerBudgetError, match="instrument 'b': 0.026 W is above the limit power_budget_W"):
+        b.set_voltage_V(1, 1.0 * 2)  # +8 mW
+    assert budget.drawn_W == pytest.approx(0.018)
+
+
+def test_an_instrument_found_over_budget_can_only_go_to_a_state_within_it() -> None:
+    fake = ExpectedProtocol([*state(["5.0000", "5.0000"]), ("V0=0.0000", "OK")])
+    q = Qontrol(fake, "q8", heater_limits(2), PowerBudget(0.06))  # found at 100 mW
+    with pytest.raises(PowerBudgetError):
+        q.set_voltage_V(0, 4.0)  # 82 mW: still over
+    q.set_voltage_V(0, 0.0)  # 50 mW
+    fake.assert_done()
