@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_instruments import instruments_app
 from .datasets import resolve_data_dir
 from .errors import UserError
 from .orchestrator import Orchestrator
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(instruments_app, name="instruments")
 
 # Piped output (a log file, CI) gets a wide console rather than rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)

@@ -508,6 +508,9 @@ def resource_manager(rig: RigConfig, source: str = "instruments") -> pyvisa.Reso
     Raises:
         ConfigError: the VISA library cannot be loaded (naming ``visa_library``).
     """
+    library, _, backend = rig.visa_library.rpartition("@")
+    if backend == "sim" and library and not Path(library).is_file():
+        raise ConfigError(f"pyvisa-sim file not found: {library}", source, "visa_library")
     try:
         return pyvisa.ResourceManager(rig.visa_library)
     except (OSError, ValueError, pyvisa.errors.Error) as exc:

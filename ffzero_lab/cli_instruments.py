@@ -1,0 +1,103 @@
+"""``ffzero-lab instruments``: look at the rig described by ``instruments.yaml``.
+
+* ``check``: open every instrument, read who it is and how many channels it has, and compare
+  the file's limits with the instrument's own. Nothing is written to any instrument.
+* ``schema``: the file's JSON schema, for completion in an editor.
+
+Bad input or an instrument that does not answer is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pyvisa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UserError
+from .instruments import (
+    InstrumentError,
+    RigConfig,
+    limit_problems,
+    load_rig,
+    open_instrument,
+    resource_manager,
+    rig_schema,
+)
+
+instruments_app = typer.Typer(help="The rig's instruments (instruments.yaml).", no_args_is_help=True)
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+InstrumentsFile = Annotated[Path, typer.Option("--instruments", "-i", help="The rig's instruments file.")]
+
+
+def _fail(message: object) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+@instruments_app.command("check")
+def check(instruments: InstrumentsFile = Path("instruments.yaml")) -> None:
+    """Open every instrument, read its identity and channels, compare the file's limits. Writes nothing."""
+    source = str(instruments)
+    try:
+        rig = load_rig(instruments)
+        rm = resource_manager(rig, source)
+    except UserError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"instruments in {source}", title_justify="left")
+    for column in ("instrument", "resource", "identity", "channels", "status"):
+        table.add_column(column)
+    failures: list[str] = []
+    try:
+        for name in rig.instruments:
+            row, problems = _check_one(rig, name, rm, source)
+            table.add_row(*row)
+            failures += [f"{source}: instruments.{name}: {p}" for p in problems]
+    finally:
+        rm.close()
+    out.print(table)
+    if rig.calibration is not None:
+        state = "found" if rig.calibration.exists() else "[yellow]missing[/]"
+        out.print(f"calibration {rig.calibration}: {state}", highlight=False)
+    for line in failures:
+        err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+    if failures:
+        raise typer.Exit(code=2)
+
+
+def _check_one(rig: RigConfig, name: str, rm: pyvisa.ResourceManager, source: str) -> tuple[list[str], list[str]]:
+    """One table row and the problems of instrument ``name`` (an unanswered query is one)."""
+    inst = rig.instruments[name]
+    try:
+        driver = open_instrument(rig, name, rm, source)
+        try:
+            identity = driver.identify()
+        finally:
+            driver.close()
+    except InstrumentError as exc:
+        sent = f" (command {exc.command!r})" if exc.command else ""
+        return [name, inst.resource, "-", "-", "[red]no answer[/]"], [exc.message + sent]
+    used = inst.channels.count if inst.channels is not None else len(rig.ports_used(name))
+    problems = limit_problems(name, inst, identity, rig.ports_used(name))
+    status = "[green]ok[/]" if not problems else f"[red]{len(problems)} problem{'s' if len(problems) > 1 else ''}[/]"
+    return [name, inst.resource, identity.identity, f"{used} of {identity.channels}", status], problems
+
+
+@instruments_app.command("schema")
+def schema(
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON schema of instruments.yaml (for yaml-language-server and other editors)."""
+    text = json.dumps(rig_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
