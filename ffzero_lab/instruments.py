@@ -533,6 +533,6 @@ def open_instrument(rig: RigConfig, name: str, rm: pyvisa.ResourceManager, sourc
     try:
         resource = rm.open_resource(inst.resource, timeout=inst.timeout_ms, **options)
     except (pyvisa.errors.Error, OSError, ValueError) as exc:
-        description = getattr(exc, "description", None) or str(exc) or type(exc).__name__
+        description = " ".join((getattr(exc, "description", None) or str(exc) or type(exc).__name__).split())
         raise InstrumentError(f"cannot open resource {inst.resource!r}: {description}", name) from None
     return driver.from_config(resource, name, rig)
