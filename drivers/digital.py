@@ -63,22 +63,61 @@ class DenseLayer(PhysicalLayer):
         b = settings[:, n_w:] if self.has_bias else np.zeros((settings.shape[0], self.out_features))
         return w, b
 
-    def evaluate(self, inputs: NDArray[np.generic], settings: NDArray[np.floating]) -> NDArray[np.float64]:
+    def propagate(
+        self, inputs: NDArray[np.generic], settings: NDArray[np.floating]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         w, b = self._split(self._bounds.apply(np.atleast_2d(settings)))
         x = np.asarray(inputs, dtype=np.float64)
-        return np.einsum("bi,soi->sbo", x, w, optimize=True) + b[:, None, :]
-
-    def forward(self, inputs: NDArray[np.generic]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        z = self.evaluate(inputs, self._theta[None])[0]
+        if x.ndim == 2:
+            z = np.einsum("bi,soi->sbo", x, w, optimize=True) + b[:, None, :]
+        else:
+            z = np.einsum("sbi,soi->sbo", x, w, optimize=True) + b[:, None, :]
         return z, z
 
+    def differentiable(self):
+        """TensorFlow twin: ``z = x W^T + b`` from the flat parameter vector."""
+        import tensorflow as tf  # lazy: only the AD reference methods need it
 
-def _activation(kind: str):
-    if kind == "relu":
-        return lambda z: np.maximum(z, 0.0)
-    if kind == "tanh":
-        return np.tanh
-    return None
+        n_w = self.in_features * self.out_features
+        shape = (self.out_features, self.in_features)
+        has_bias = self.has_bias
+
+        def model(inputs, params):
+            w = tf.reshape(params[:n_w], shape)
+            z = tf.matmul(tf.cast(inputs, params.dtype), w, transpose_b=True)
+            if has_bias:
+                z = z + params[n_w:]
+            return z, z
+
+        return model
+
+
+class Relu:
+    """``max(z, 0)``, element-wise."""
+
+    def __call__(self, z: NDArray[np.floating]) -> NDArray[np.float64]:
+        return np.maximum(z, 0.0)
+
+    def differentiable(self):
+        import tensorflow as tf
+
+        return tf.nn.relu
+
+
+class Tanh:
+    """``tanh(z)``, element-wise."""
+
+    def __call__(self, z: NDArray[np.floating]) -> NDArray[np.float64]:
+        return np.tanh(z)
+
+    def differentiable(self):
+        import tensorflow as tf
+
+        return tf.tanh
+
+
+def _activation(kind: str) -> Relu | Tanh | None:
+    return {"relu": Relu(), "tanh": Tanh()}.get(kind)
 
 
 class DigitalDevice:

@@ -93,7 +93,7 @@ def dry_run(
     table.add_column("layer", justify="right")
     table.add_column("accuracy", justify="right")
     for i, acc in enumerate(result.layer_accuracy):
-        table.add_row(str(i), f"{acc:.4f}")
+        table.add_row(str(i), "-" if acc is None else f"{acc:.4f}")
     table.add_row("[bold]voted[/]", f"[bold]{result.test_accuracy:.4f}[/]")
     console = err if as_json else out
     console.print(f"[bold]run {run_id}[/] ({result.run_uid[:8]}) on {proto.device.driver}: "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -137,37 +137,42 @@ class PhysicalLayer(ABC):
         """
 
     @abstractmethod
-    def evaluate(
+    def propagate(
         self, inputs: NDArray[np.generic], settings: NDArray[np.floating]
-    ) -> NDArray[np.float64]:
-        """Tap readings of a batch of inputs under a batch of parameter settings.
+    ) -> tuple[NDArray[np.generic], NDArray[np.float64]]:
+        """Push a batch of inputs through the layer under a batch of parameter settings.
 
-        The layer's own parameters are left as they were.
+        The settings are applied one after the other, each held while the whole input batch is
+        swept; the layer's own parameters are left as they were.
 
         Args:
-            inputs: ``(B, in_features)`` input signals.
+            inputs: ``(B, in_features)`` shared by every setting, or ``(S, B, in_features)``
+                one batch per setting (a later layer of a network evaluated as a whole).
             settings: ``(S, n)`` parameter settings.
 
         Returns:
-            ``(S, B, ports)`` tap readings (watts for a photodetector).
+            ``(outputs (S, B, out_features), taps (S, B, ports))``: the signals handed to the
+            next stage and the tap readings (watts for a photodetector).
 
         Raises:
             ParameterRangeError: a setting is out of range; nothing was evaluated.
         """
 
-    @abstractmethod
-    def forward(
-        self, inputs: NDArray[np.generic]
-    ) -> tuple[NDArray[np.generic], NDArray[np.float64]]:
-        """Push inputs through the layer at its current parameters.
+    def evaluate(self, inputs: NDArray[np.generic], settings: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Tap readings ``(S, B, ports)`` of inputs ``(B, in)`` under settings ``(S, n)``."""
+        return self.propagate(inputs, settings)[1]
 
-        Args:
-            inputs: ``(B, in_features)``.
+    def forward(self, inputs: NDArray[np.generic]) -> tuple[NDArray[np.generic], NDArray[np.float64]]:
+        """One pass at the current parameters: ``(outputs (B, out), taps (B, ports))``."""
+        outputs, taps = self.propagate(inputs, self.get_parameters()[None])
+        return outputs[0], taps[0]
 
-        Returns:
-            ``(outputs (B, out_features), taps (B, ports))``: the signal handed to the next
-            stage and the tap readings.
+    def differentiable(self) -> "DifferentiableModel | None":
+        """A differentiable (TensorFlow) model of this layer, for the AD reference methods.
+
+        Physical hardware has none: the default returns None and the AD methods refuse to run.
         """
+        return None
 
     def state(self) -> dict[str, NDArray[np.generic]]:
         """Arrays that, with the parameters, define the device (e.g. fabrication errors).
@@ -179,8 +184,24 @@ class PhysicalLayer(ABC):
 
 @runtime_checkable
 class Stage(Protocol):
-    """A fixed nonlinear stage between layers: a black box the trainer never differentiates."""
+    """A fixed nonlinear stage between layers: a black box the trainer never differentiates.
+
+    It acts element-wise or along the last axis, so any leading batch shape passes through.
+    A stage may also offer ``differentiable() -> callable`` (a TensorFlow function of the
+    same map) for the AD reference methods.
+    """
 
     def __call__(self, signal: NDArray[np.generic]) -> NDArray[np.generic]:
-        """Map ``(B, width)`` signals to ``(B, width)`` signals."""
+        """Map ``(..., width)`` signals to ``(..., width)`` signals."""
+        ...
+
+
+class DifferentiableModel(Protocol):
+    """A TensorFlow model of a layer: ``(inputs (B, in), params (n,)) -> (outputs, taps)``.
+
+    Used only by the automatic-differentiation reference methods (``ff-ad``, ``bp-ad``), which
+    are upper bounds, not physical procedures.
+    """
+
+    def __call__(self, inputs: Any, params: Any) -> tuple[Any, Any]:
         ...

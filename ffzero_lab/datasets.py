@@ -120,3 +120,29 @@ def load_dataset(name: str, data_dir: Path | None) -> Dataset:
     if name == "digits":
         return load_digits()
     return load_idx_set(name, data_dir)
+
+
+def block_average(images: NDArray[np.floating], shape: tuple[int, int]) -> NDArray[np.float64]:
+    """Downsample images ``(B, H, W)`` to ``(B, h, w)`` by averaging blocks.
+
+    The images are zero-padded evenly on both sides to multiples of ``(h, w)`` first, so 28x28
+    MNIST becomes 32x32 and then 8x8 with 4x4 blocks.
+    """
+    b, height, width = images.shape
+    h, w = shape
+    ph, pw = -(-height // h) * h, -(-width // w) * w
+    top, left = (ph - height) // 2, (pw - width) // 2
+    padded = np.zeros((b, ph, pw))
+    padded[:, top : top + height, left : left + width] = images
+    return padded.reshape(b, h, ph // h, w, pw // w).mean(axis=(2, 4))
+
+
+def resize(dataset: Dataset, shape: tuple[int, int]) -> Dataset:
+    """The same data set with every image block-averaged to ``shape`` (see :func:`block_average`)."""
+    h, w = dataset.image_shape
+
+    def flat(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return block_average(x.reshape(-1, h, w), shape).reshape(x.shape[0], -1)
+
+    return Dataset(dataset.name, flat(dataset.x_train), dataset.y_train, flat(dataset.x_test),
+                   dataset.y_test, dataset.n_classes, tuple(shape))  # type: ignore[arg-type]

@@ -89,3 +89,26 @@ class Network:
             taps.append(tap)
             x = self._after(i, outputs)
         return taps
+
+    def propagate_settings(
+        self, inputs: NDArray[np.generic], settings: Sequence[NDArray[np.floating]]
+    ) -> NDArray[np.float64]:
+        """Last layer's taps when every layer takes its own batch of settings.
+
+        Setting s of the network is ``(settings[0][s], settings[1][s], ...)``: each layer's
+        settings are applied in turn while the signal of setting s travels on.
+
+        Args:
+            inputs: ``(B, in_features)`` network inputs.
+            settings: per layer ``(S, n_l)``.
+
+        Returns:
+            ``(S, B, ports)`` of the last layer.
+        """
+        x: NDArray[np.generic] = inputs
+        taps: NDArray[np.float64] | None = None
+        for i, (layer, s) in enumerate(zip(self.layers, settings)):
+            outputs, taps = layer.propagate(x, s)
+            x = self._after(i, outputs)
+        assert taps is not None
+        return taps

@@ -95,3 +95,16 @@ def make_optimizer(name: str, n: int, lr: float) -> Optimizer:
         return OPTIMIZERS[name](n, lr)
     except KeyError:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}") from None
+
+
+def learning_rate(lr: float, schedule: str, progress: float, final_fraction: float) -> float:
+    """Learning rate at ``progress`` in [0, 1] of a training phase.
+
+    ``constant``: ``lr``. ``cosine``: from ``lr`` down to ``final_fraction * lr`` along half a
+    cosine.
+    """
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * (final_fraction + (1 - final_fraction) * 0.5 * (1 + np.cos(np.pi * min(max(progress, 0.0), 1.0))))
+    raise ValueError(f"unknown schedule {schedule!r}")

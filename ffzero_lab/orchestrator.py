@@ -1,12 +1,17 @@
-"""The training orchestrator: FFzero, layer by layer, forward only.
+"""The training orchestrator: FFzero, layer by layer, forward only (and the paper's baselines).
 
-For each layer l in order (layers before l frozen, layers after l ignored):
+For ``ff-dd`` (FFzero), for each layer l in order (layers before l frozen, layers after l
+ignored):
 
 1. push the whole training set through the frozen layers once (``Network.layer_inputs``),
 2. per mini-batch: draw K unit directions, issue the 2K perturbed settings as ONE batch to the
    layer (``PhysicalLayer.evaluate``), compute goodness and the margin loss on the host,
    form the directional-derivative estimate and let the optimiser write back new parameters,
 3. after each epoch, read the layer's test accuracy from one forward pass.
+
+The estimator of step 2 is the method (:mod:`ffzero_lab.methods`); ``ff-ad`` swaps in exact
+gradients, and the BP methods (``bp-dd``, ``bp-ad``) train every layer at once on the
+readout cross-entropy with the same loop, optimiser and epochs.
 
 Inference is one forward pass: every layer votes, the majority wins, the last layer breaks
 ties. The orchestrator holds all run state; what it learns it reports as *documents*
@@ -28,10 +33,9 @@ from numpy.typing import NDArray
 from .datasets import Dataset
 from .encoding import encode
 from .goodness import cosine_goodness
-from .losses import margin_loss
+from .methods import GLOBAL_METHODS, Estimator, GlobalDD, LocalDD, Split, readout_logits
 from .network import Network
-from .optimizers import make_optimizer
-from .perturbation import DirectionSampler, directional_gradient, perturbed_settings
+from .optimizers import learning_rate, make_optimizer
 from .protocol import Protocol
 from .prototypes import max_separated_prototypes
 from .voting import majority_vote
@@ -47,7 +51,8 @@ class RunResult:
     Attributes:
         run_uid: the run's uuid (hex).
         test_accuracy: voted accuracy on the test set.
-        layer_accuracy: ``(L,)`` accuracy of each layer's own vote on the test set.
+        layer_accuracy: ``(L,)`` accuracy of each layer's own vote on the test set (FF methods);
+            for BP methods None for every layer but the last, which holds the readout's.
         evaluations: forward evaluations of the device: one input under one parameter setting.
         wall_s: wall time of training and evaluation, seconds.
         prototypes: per layer ``(C, ports)``.
@@ -56,7 +61,7 @@ class RunResult:
 
     run_uid: str
     test_accuracy: float
-    layer_accuracy: list[float]
+    layer_accuracy: list[float | None]
     evaluations: int
     wall_s: float
     prototypes: list[NDArray[np.float64]] = field(repr=False)
@@ -129,26 +134,41 @@ class Orchestrator:
         for sink in self.sinks:
             sink(name, document)
 
-    def _layer_accuracy(self, layer: int, inputs: NDArray[np.generic]) -> float:
-        _, taps = self.network.layers[layer].forward(inputs)
-        self.evaluations += inputs.shape[0]
-        goodness = cosine_goodness(taps, self.prototypes[layer], self.protocol.goodness.centre)
-        return float(np.mean(goodness.argmax(axis=-1) == self.y_test))
+    def _estimator(self, layer: int | None) -> Estimator:
+        """The method's estimator for one layer (FF methods) or the whole network (BP methods)."""
+        p = self.protocol
+        if layer is None:
+            train, test = Split(self.x_train, self.y_train), Split(self.x_test, self.y_test)
+            if p.method == "bp-dd":
+                return GlobalDD(self.network, train, test, self.dataset.n_classes, p.train,
+                                self.seeds.directions.spawn(1)[0])
+            from .autodiff import GlobalAD  # lazy: imports TensorFlow
 
-    def train_layer(self, layer_index: int) -> None:
-        """Train one layer with FFzero; the layers before it stay as they are."""
-        p, t = self.protocol, self.protocol.train
-        layer = self.network.layers[layer_index]
-        x_train = self.network.layer_inputs(layer_index, self.x_train)
-        x_test = self.network.layer_inputs(layer_index, self.x_test)
-        self.evaluations += layer_index * (x_train.shape[0] + x_test.shape[0])
-        sampler = DirectionSampler(layer.n_params, t.directions, self.seeds.directions.spawn(1)[0])
-        optimizer = make_optimizer(t.optimizer, layer.n_params, t.lr)
+            return GlobalAD(self.network, train, test, self.dataset.n_classes, p.train)
+        x_train = self.network.layer_inputs(layer, self.x_train)
+        x_test = self.network.layer_inputs(layer, self.x_test)
+        self.evaluations += layer * (x_train.shape[0] + x_test.shape[0])
+        train, test = Split(x_train, self.y_train), Split(x_test, self.y_test)
+        prototypes, centre = self.prototypes[layer], p.goodness.centre
+        if p.method == "ff-dd":
+            return LocalDD(self.network, layer, train, test, prototypes, p.train, centre,
+                           self.seeds.directions.spawn(1)[0])
+        from .autodiff import LocalAD  # lazy: imports TensorFlow
+
+        return LocalAD(self.network, layer, train, test, prototypes, p.train, centre)
+
+    def train(self, layer: int | None) -> None:
+        """Train one layer (FF methods; the layers before it stay as they are) or, with
+        ``layer=None``, every layer at once (BP methods). Documents name the layer, -1 for all."""
+        t = self.protocol.train
+        estimator = self._estimator(layer)
+        optimizer = make_optimizer(t.optimizer, estimator.n, t.lr)
         order_rng = np.random.default_rng(self.seeds.shuffle.spawn(1)[0])
-        prototypes = self.prototypes[layer_index]
-        theta = layer.get_parameters()
-        n = x_train.shape[0]
-        step_global = 0
+        label = -1 if layer is None else layer
+        theta = estimator.parameters()
+        n = estimator.train.x.shape[0]
+        steps_per_epoch = -(-n // t.batch_size)
+        total_steps = t.epochs * steps_per_epoch
         for epoch in range(t.epochs):
             order = order_rng.permutation(n) if t.shuffle else np.arange(n)
             losses = []
@@ -156,41 +176,41 @@ class Orchestrator:
             evals_before = self.evaluations
             for step, start in enumerate(range(0, n, t.batch_size)):
                 batch = order[start : start + t.batch_size]
-                directions = sampler.draw()
-                settings = perturbed_settings(theta, directions, t.eps)
-                taps = layer.evaluate(x_train[batch], settings)  # (2K, B, P)
-                self.evaluations += settings.shape[0] * batch.shape[0]
-                goodness = cosine_goodness(taps, prototypes, p.goodness.centre)
-                loss = margin_loss(goodness, self.y_train[batch], t.margin, t.negative_weight, t.negatives)
-                theta = optimizer.step(theta, directional_gradient(loss, directions, t.eps))
-                layer.set_parameters(theta)
-                theta = layer.get_parameters()
-                losses.append(float(loss.mean()))
-                step_global += 1
-                self._emit(
-                    "step",
-                    {"layer": layer_index, "epoch": epoch, "step": step, "loss": losses[-1],
-                     "evaluations": self.evaluations},
-                )
+                optimizer.lr = learning_rate(t.lr, t.schedule, (epoch * steps_per_epoch + step) / total_steps, t.lr_final)
+                loss, grad, evaluations = estimator.loss_and_gradient(theta, batch)
+                self.evaluations += evaluations
+                estimator.write(optimizer.step(theta, grad))
+                theta = estimator.parameters()
+                losses.append(loss)
+                self._emit("step", {"layer": label, "epoch": epoch, "step": step, "loss": loss,
+                                    "evaluations": self.evaluations})
             elapsed = time.perf_counter() - started
-            accuracy = self._layer_accuracy(layer_index, x_test)
-            self._emit(
-                "epoch",
-                {"layer": layer_index, "epoch": epoch, "loss": float(np.mean(losses)),
-                 "test_accuracy": accuracy, "evaluations": self.evaluations,
-                 "evaluations_per_s": (self.evaluations - evals_before) / max(elapsed, 1e-9)},
-            )
+            rate = (self.evaluations - evals_before) / max(elapsed, 1e-9)
+            accuracy, evaluations = estimator.test_accuracy()
+            self.evaluations += evaluations
+            self._emit("epoch", {"layer": label, "epoch": epoch, "loss": float(np.mean(losses)),
+                                 "test_accuracy": accuracy, "evaluations": self.evaluations,
+                                 "evaluations_per_s": rate})
 
-    def evaluate(self) -> tuple[float, list[float]]:
-        """Voted and per-layer test accuracy from one forward pass."""
+    def evaluate(self) -> tuple[float, list[float | None]]:
+        """Test accuracy of the method's prediction, and of each layer's own vote (FF methods).
+
+        FF methods: every layer votes with its prototypes, the majority wins, the last layer
+        breaks ties. BP methods: the argmax of the readout logits; per-layer votes do not
+        exist (their entries are None except the last, which is the readout's accuracy).
+        """
         taps = self.network.all_taps(self.x_test)
         self.evaluations += len(self.network) * self.x_test.shape[0]
+        if self.protocol.method in GLOBAL_METHODS:
+            logits = readout_logits(taps[-1], self.dataset.n_classes, self.protocol.train)
+            accuracy = float(np.mean(logits.argmax(-1) == self.y_test))
+            return accuracy, [None] * (len(self.network) - 1) + [accuracy]
         votes = np.stack(
             [cosine_goodness(tap, self.prototypes[i], self.protocol.goodness.centre).argmax(-1)
              for i, tap in enumerate(taps)]
         )
         voted = majority_vote(votes, self.dataset.n_classes)
-        per_layer = [float(np.mean(v == self.y_test)) for v in votes]
+        per_layer: list[float | None] = [float(np.mean(v == self.y_test)) for v in votes]
         return float(np.mean(voted == self.y_test)), per_layer
 
     def run(self) -> RunResult:
@@ -211,8 +231,11 @@ class Orchestrator:
                for key, value in layer.state().items()},
         }})
         try:
-            for index in range(len(self.network)):
-                self.train_layer(index)
+            if self.protocol.method in GLOBAL_METHODS:
+                self.train(None)
+            else:
+                for index in range(len(self.network)):
+                    self.train(index)
             accuracy, per_layer = self.evaluate()
         except BaseException as exc:
             self._emit("stop", {"exit_status": "failed", "reason": f"{type(exc).__name__}: {exc}",

@@ -39,6 +39,9 @@ class DataConfig(_Section):
     )
     train_limit: int | None = Field(None, ge=1, description="Use only the first N training samples.")
     test_limit: int | None = Field(None, ge=1, description="Use only the first N test samples.")
+    resize: tuple[int, int] | None = Field(
+        None, description="Downsample images to (height, width) by block averaging, e.g. [8, 8] for 64 modes."
+    )
 
 
 class NetworkConfig(_Section):
@@ -58,12 +61,20 @@ class TrainConfig(_Section):
     batch_size: int = Field(64, ge=1, description="Samples per mini-batch.")
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
     lr: float = Field(0.01, gt=0, description="Learning rate eta.")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="Learning rate over each training phase: constant, or cosine decay to lr_final."
+    )
+    lr_final: float = Field(0.05, gt=0, le=1, description="cosine: final learning rate as a fraction of lr.")
     directions: int = Field(10, ge=1, description="K, random directions per step (2K settings).")
     eps: float = Field(0.01, gt=0, description="Perturbation size, in the parameters' unit (rad).")
     margin: float = Field(0.5, description="m in the margin loss.")
     negative_weight: float = Field(1.0, description="lambda, weight of the wrong classes' goodness.")
     negatives: Literal["mean", "max"] = Field("mean", description="Mean or max over wrong classes.")
     shuffle: bool = Field(True, description="Shuffle the training set every epoch.")
+    readout: Literal["power-fraction", "raw"] = Field(
+        "power-fraction", description="BP methods: logits from the first C ports' share of the power, or raw taps."
+    )
+    logit_scale: float = Field(10.0, gt=0, description="BP methods: logits = logit_scale * readout.")
 
 
 class GoodnessConfig(_Section):
@@ -85,7 +96,9 @@ class Protocol(_Section):
 
     name: str | None = None
     seed: int = Field(0, ge=0)
-    method: Literal["ff-dd"] = Field("ff-dd", description="ff-dd: FFzero (layer-local goodness, directional derivatives).")
+    method: Literal["ff-dd", "ff-ad", "bp-dd", "bp-ad"] = Field(
+        "ff-dd", description="ff-dd: FFzero; ff-ad, bp-dd, bp-ad: the paper's comparison methods."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

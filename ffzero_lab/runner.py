@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .datasets import Dataset, load_dataset
+from .datasets import Dataset, load_dataset, resize
 from .errors import ConfigError, DataError
 from .network import Network
 from .orchestrator import RunSeeds
@@ -55,6 +55,10 @@ def prepare(protocol: Protocol, source: str, data_dir: Path | None) -> Prepared:
         if exc.source is None:  # no file of its own to blame: name the protocol's field
             exc.source, exc.field = source, "data.set"
         raise
+    if protocol.data.resize is not None:
+        if any(size < 1 for size in protocol.data.resize):
+            raise ConfigError("sizes must be >= 1", source, "data.resize")
+        dataset = resize(dataset, protocol.data.resize)
     seeds = RunSeeds.from_seed(protocol.seed)
     network = build_network(protocol, source, dataset.features, seeds)
     return Prepared(protocol, network, dataset, seeds)

@@ -104,3 +104,14 @@ def test_make_optimizer_known_names():
 def test_make_optimizer_unknown_name():
     with pytest.raises(ValueError, match="rmsprop"):
         make_optimizer("rmsprop", 3, 0.1)
+
+
+def test_learning_rate_schedules():
+    from ffzero_lab.optimizers import learning_rate
+
+    assert learning_rate(0.1, "constant", 0.7, 0.05) == 0.1
+    assert learning_rate(0.1, "cosine", 0.0, 0.05) == pytest.approx(0.1)
+    assert learning_rate(0.1, "cosine", 1.0, 0.05) == pytest.approx(0.005)
+    assert learning_rate(0.1, "cosine", 0.5, 0.05) == pytest.approx(0.0525)
+    with pytest.raises(ValueError):
+        learning_rate(0.1, "step", 0.5, 0.05)

@@ -16,7 +16,6 @@ TSP assignments have no reply, so after every batch of writes the driver reads
 from __future__ import annotations
 
 import re
-from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,7 +41,7 @@ class Keithley2600(HeaterDriver):
     def _write_values(self, channels: NDArray[np.intp], values: NDArray[np.float64], unit: Unit) -> None:
         if unit != "V":
             raise NotImplementedError(f"{type(self).__name__} drives heaters by voltage only")
-        sent = [f"{SMUS[ch]}.source.levelv = {v:.{self.decimals['V']}f}" for ch, v in zip(channels, values)]
+        sent = [f"{SMUS[ch]}.source.levelv = {v:.{self.decimals['V']}f}" for ch, v in zip(channels, values, strict=True)]
         for command in sent:
             self.write(command)
         self.raise_errors("; ".join(sent), int(channels[0]) if channels.size == 1 else None)

@@ -130,7 +130,7 @@ class Qontrol(HeaterDriver):
         currents one ``I`` line per channel."""
         digits = self.decimals[unit]
         if unit == "mA":
-            for channel, value in zip(channels, values):
+            for channel, value in zip(channels, values, strict=True):
                 self._command(f"I{channel}={value:.{digits}f}", int(channel))
             return
         for start, run in _runs(channels, values, self.settings.vector_max):
@@ -169,7 +169,7 @@ def _runs(channels: NDArray[np.intp], values: NDArray[np.float64], longest: int)
     ch, vals = channels[order], values[order]
     breaks = np.flatnonzero(np.diff(ch) != 1) + 1
     runs: list[tuple[int, NDArray[np.float64]]] = []
-    for run_ch, run_vals in zip(np.split(ch, breaks), np.split(vals, breaks)):
+    for run_ch, run_vals in zip(np.split(ch, breaks), np.split(vals, breaks), strict=True):
         for i in range(0, len(run_ch), longest):
             runs.append((int(run_ch[i]), run_vals[i : i + longest]))
     return runs

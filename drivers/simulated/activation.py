@@ -35,3 +35,9 @@ class ElectroOpticActivation:
         z = np.asarray(fields)
         phase = self.gain * (z.real**2 + z.imag**2) + self.bias_phase
         return 1j * np.sqrt(1.0 - self.alpha) * np.exp(-0.5j * phase) * np.cos(0.5 * phase) * z
+
+    def differentiable(self):
+        """TensorFlow version of this activation (for the AD reference methods)."""
+        from .mesh_tf import electro_optic  # lazy: imports TensorFlow
+
+        return electro_optic(self.alpha, self.gain, self.bias_phase)

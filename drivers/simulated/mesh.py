@@ -294,15 +294,12 @@ class SimulatedMesh(PhysicalLayer):
         """
         return self._propagate(inputs, self._apply(settings))
 
-    def evaluate(self, inputs: NDArray[np.generic], settings: NDArray[np.floating]) -> NDArray[np.float64]:
+    def propagate(
+        self, inputs: NDArray[np.generic], settings: NDArray[np.floating]
+    ) -> tuple[NDArray[np.complexfloating], NDArray[np.float64]]:
         settings = np.atleast_2d(settings)
         out = self.fields(inputs, settings)
-        return self._detect(out, self._readout_times(settings.shape[0], out.shape[1]))
-
-    def forward(self, inputs: NDArray[np.generic]) -> tuple[NDArray[np.complexfloating], NDArray[np.float64]]:
-        out = self.fields(inputs, self._theta[None])
-        taps = self._detect(out, self._readout_times(1, out.shape[1]))
-        return out[0], taps[0]
+        return out, self._detect(out, self._readout_times(settings.shape[0], out.shape[1]))
 
     def matrix(self) -> NDArray[np.complexfloating]:
         """Transfer matrix ``(N, N)`` at the current (requested) phases, row convention ``x @ U``.
@@ -322,6 +319,22 @@ class SimulatedMesh(PhysicalLayer):
         """
         theta, phi, gamma = self.unpack(self._theta[None])
         return neurophox_matrix(theta[0], phi[0], gamma[0], self.geometry)
+
+    def differentiable(self):
+        """TensorFlow twin of this mesh's model (fixed errors and loss, ideal heaters)."""
+        _quiet_tensorflow()
+        from .mesh_tf import mesh_model  # lazy: imports TensorFlow
+
+        import tensorflow as tf
+
+        model = mesh_model(self.geometry, tf.complex128 if self._dtype == np.complex128 else tf.complex64)
+        power = self.laser_power_W
+
+        def scaled(inputs, params):
+            fields, intensity = model(inputs, params)
+            return fields, intensity * power
+
+        return scaled
 
     def state(self) -> dict[str, NDArray[np.generic]]:
         state = {"bs_error": self.geometry.bs_error, "heater_phi0": self.heaters.phi0, "heater_k": self.heaters.k}

@@ -1,0 +1,113 @@
+"""The automatic-differentiation reference methods (``ff-ad``, ``bp-ad``), on TensorFlow.
+
+Exact gradients with ``tf.GradientTape`` through the devices' differentiable models (their
+``differentiable()`` twins) and the same losses as the DD methods. These are upper bounds
+for comparison: a physical chip has no gradient tape. TensorFlow is imported only here, and
+only when an AD method runs (neurophox already brings it; no Keras models are used).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .methods import LayerEstimator, NetworkEstimator, Split
+from .network import Network
+from .protocol import TrainConfig
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf  # noqa: E402
+
+
+def _twin(obj: Any, what: str) -> Any:
+    model = obj.differentiable() if hasattr(obj, "differentiable") else None
+    if model is None:
+        raise ValueError(f"{what} has no differentiable model: AD methods need a simulated or digital device")
+    return model
+
+
+def tf_goodness(taps: tf.Tensor, prototypes: tf.Tensor, centre: bool) -> tf.Tensor:
+    """Cosine goodness ``(B, P) x (C, P) -> (B, C)`` (see :func:`ffzero_lab.goodness.cosine_goodness`)."""
+    z = taps - tf.reduce_mean(taps, axis=-1, keepdims=True) if centre else taps
+    norm = tf.maximum(tf.norm(z, axis=-1, keepdims=True), 1e-30)
+    return tf.matmul(z, prototypes, transpose_b=True) / norm
+
+
+def tf_margin_loss(goodness: tf.Tensor, labels: tf.Tensor, config: TrainConfig) -> tf.Tensor:
+    """The margin loss of :func:`ffzero_lab.losses.margin_loss`, batch mean."""
+    n_classes = goodness.shape[-1]
+    onehot = tf.one_hot(labels, n_classes, dtype=goodness.dtype)
+    g_true = tf.reduce_sum(goodness * onehot, axis=-1, keepdims=True)
+    if config.negatives == "mean":
+        hinge = tf.nn.relu(config.margin - g_true + config.negative_weight * goodness) * (1 - onehot)
+        per_sample = tf.reduce_sum(hinge, axis=-1) / (n_classes - 1)
+    else:
+        worst = tf.reduce_max(goodness - 1e9 * onehot, axis=-1, keepdims=True)
+        per_sample = tf.nn.relu(config.margin - g_true + config.negative_weight * worst)[:, 0]
+    return tf.reduce_mean(per_sample)
+
+
+def tf_readout_loss(taps: tf.Tensor, labels: tf.Tensor, n_classes: int, config: TrainConfig) -> tf.Tensor:
+    """Cross-entropy of :func:`ffzero_lab.methods.readout_logits`, batch mean."""
+    head = taps[:, :n_classes]
+    if config.readout == "power-fraction":
+        head = head / tf.maximum(tf.reduce_sum(taps, axis=-1, keepdims=True), 1e-30)
+    logits = config.logit_scale * head
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+class LocalAD(LayerEstimator):
+    """FF+AD: exact gradient of one layer's margin loss through its differentiable model."""
+
+    def __init__(self, network: Network, layer: int, train: Split, test: Split,
+                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool) -> None:
+        super().__init__(network, layer, train, test, prototypes, config, centre)
+        model = _twin(self.layer, f"layer {layer}")
+        protos = tf.constant(prototypes, dtype=tf.float64)
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y, theta):
+            with tf.GradientTape() as tape:
+                tape.watch(theta)
+                _, taps = model(x, theta)
+                loss = tf_margin_loss(tf_goodness(tf.cast(taps, tf.float64), protos, centre), y, config)
+            return loss, tape.gradient(loss, theta)
+
+        self._step = step
+
+    def loss_and_gradient(self, theta, batch):
+        loss, grad = self._step(tf.constant(self.train.x[batch]), tf.constant(self.train.y[batch]),
+                                tf.constant(theta))
+        return float(loss), np.asarray(grad, dtype=np.float64), int(batch.size)
+
+
+class GlobalAD(NetworkEstimator):
+    """BP+AD: exact gradient of the readout cross-entropy through the whole network."""
+
+    def __init__(self, network: Network, train: Split, test: Split, n_classes: int, config: TrainConfig) -> None:
+        super().__init__(network, train, test, n_classes, config)
+        models = [_twin(layer, f"layer {i}") for i, layer in enumerate(network.layers)]
+        stages = [None if s is None else _twin(s, f"the stage after layer {i}") for i, s in enumerate(network.stages)]
+        bounds = np.cumsum([0, *self.sizes])
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y, theta):
+            with tf.GradientTape() as tape:
+                tape.watch(theta)
+                signal, taps = x, None
+                for i, model in enumerate(models):
+                    signal, taps = model(signal, theta[bounds[i] : bounds[i + 1]])
+                    if i < len(stages) and stages[i] is not None:
+                        signal = stages[i](signal)
+                loss = tf_readout_loss(tf.cast(taps, tf.float64), y, n_classes, config)
+            return loss, tape.gradient(loss, theta)
+
+        self._step = step
+
+    def loss_and_gradient(self, theta, batch):
+        loss, grad = self._step(tf.constant(self.train.x[batch]), tf.constant(self.train.y[batch]),
+                                tf.constant(theta))
+        return float(loss), np.asarray(grad, dtype=np.float64), int(batch.size) * len(self.network)

@@ -1,0 +1,167 @@
+"""The four training methods the paper compares, one code path each (ALGORITHM.md).
+
+| method  | loss                                  | gradient                                        |
+| ------- | ------------------------------------- | ----------------------------------------------- |
+| ``ff-dd`` | layer-local margin loss (FFzero)    | directional derivatives inside one layer        |
+| ``ff-ad`` | layer-local margin loss             | automatic differentiation inside one layer      |
+| ``bp-dd`` | global cross-entropy on the readout | directional derivatives over the whole network  |
+| ``bp-ad`` | global cross-entropy on the readout | automatic differentiation through the network   |
+
+Each method is an :class:`Estimator`: it owns the parameters it trains (one layer, or every
+layer), gives a loss and a gradient for a mini-batch, writes parameters back to the device,
+and scores its own predictions. The DD estimators only ever *evaluate* the device; the AD ones
+need the device's differentiable model (:meth:`PhysicalLayer.differentiable`) and are
+references, not physical procedures.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .goodness import cosine_goodness
+from .losses import cross_entropy, margin_loss
+from .network import Network
+from .perturbation import DirectionSampler, directional_gradient, perturbed_settings
+from .protocol import TrainConfig
+
+LOCAL_METHODS = ("ff-dd", "ff-ad")
+GLOBAL_METHODS = ("bp-dd", "bp-ad")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Inputs and labels of one split, as seen by the parameters being trained.
+
+    Attributes:
+        x: ``(samples, width)`` inputs of the trained layer (or of the network).
+        y: ``(samples,)`` labels.
+    """
+
+    x: NDArray[np.generic]
+    y: NDArray[np.int64]
+
+
+def readout_logits(taps: NDArray[np.floating], n_classes: int, train: TrainConfig) -> NDArray[np.float64]:
+    """Logits of the BP baselines from the last layer's taps ``(..., P) -> (..., C)``.
+
+    ``power-fraction``: the first C ports' share of the detected power (scale-free, like the
+    cosine goodness), times ``logit_scale``; ``raw``: the first C taps times ``logit_scale``.
+    """
+    head = taps[..., :n_classes]
+    if train.readout == "power-fraction":
+        head = head / np.maximum(taps.sum(axis=-1, keepdims=True), 1e-30)
+    return train.logit_scale * head
+
+
+class Estimator(ABC):
+    """Loss and gradient of one mini-batch for the parameters one method trains."""
+
+    #: Number of parameters trained.
+    n: int
+
+    @abstractmethod
+    def parameters(self) -> NDArray[np.float64]:
+        """Current parameters ``(n,)`` as the device holds them."""
+
+    @abstractmethod
+    def write(self, theta: NDArray[np.float64]) -> None:
+        """Write parameters ``(n,)`` to the device."""
+
+    @abstractmethod
+    def loss_and_gradient(self, theta: NDArray[np.float64], batch: NDArray[np.intp]) -> tuple[float, NDArray[np.float64], int]:
+        """``(loss, gradient (n,), device evaluations)`` for the training samples ``batch``."""
+
+    @abstractmethod
+    def test_accuracy(self) -> tuple[float, int]:
+        """``(accuracy of this method's own prediction on the test split, evaluations)``."""
+
+
+class LayerEstimator(Estimator):
+    """Base of the layer-local methods: trains one layer, predicts with its prototypes."""
+
+    def __init__(self, network: Network, layer: int, train: Split, test: Split,
+                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool) -> None:
+        self.layer = network.layers[layer]
+        self.index = layer
+        self.n = self.layer.n_params
+        self.train, self.test = train, test
+        self.prototypes, self.config, self.centre = prototypes, config, centre
+
+    def parameters(self) -> NDArray[np.float64]:
+        return self.layer.get_parameters()
+
+    def write(self, theta: NDArray[np.float64]) -> None:
+        self.layer.set_parameters(theta)
+
+    def test_accuracy(self):
+        _, taps = self.layer.forward(self.test.x)
+        goodness = cosine_goodness(taps, self.prototypes, self.centre)
+        return float(np.mean(goodness.argmax(-1) == self.test.y)), self.test.x.shape[0]
+
+
+class NetworkEstimator(Estimator):
+    """Base of the global (BP) methods: trains every layer at once, predicts from the readout."""
+
+    def __init__(self, network: Network, train: Split, test: Split, n_classes: int, config: TrainConfig) -> None:
+        self.network = network
+        self.sizes = [layer.n_params for layer in network.layers]
+        self.n = int(sum(self.sizes))
+        self.train, self.test = train, test
+        self.n_classes, self.config = n_classes, config
+
+    def split(self, theta: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+        """Per-layer parts of parameters ``(..., n)``."""
+        return np.split(theta, np.cumsum(self.sizes)[:-1], axis=-1)
+
+    def parameters(self) -> NDArray[np.float64]:
+        return np.concatenate([layer.get_parameters() for layer in self.network.layers])
+
+    def write(self, theta: NDArray[np.float64]) -> None:
+        for layer, part in zip(self.network.layers, self.split(theta)):
+            layer.set_parameters(part)
+
+    def test_accuracy(self):
+        taps = self.network.all_taps(self.test.x)[-1]
+        predicted = readout_logits(taps, self.n_classes, self.config).argmax(-1)
+        return float(np.mean(predicted == self.test.y)), self.test.x.shape[0] * len(self.network)
+
+
+class LocalDD(LayerEstimator):
+    """FFzero: directional derivatives of one layer's margin loss, 2K settings in one batch."""
+
+    def __init__(self, network: Network, layer: int, train: Split, test: Split,
+                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool,
+                 seed: np.random.SeedSequence) -> None:
+        super().__init__(network, layer, train, test, prototypes, config, centre)
+        self.sampler = DirectionSampler(self.n, config.directions, seed)
+
+    def loss_and_gradient(self, theta, batch):
+        c = self.config
+        directions = self.sampler.draw()
+        settings = perturbed_settings(theta, directions, c.eps)
+        taps = self.layer.evaluate(self.train.x[batch], settings)  # (2K, B, P)
+        goodness = cosine_goodness(taps, self.prototypes, self.centre)
+        loss = margin_loss(goodness, self.train.y[batch], c.margin, c.negative_weight, c.negatives)
+        return float(loss.mean()), directional_gradient(loss, directions, c.eps), settings.shape[0] * batch.size
+
+
+class GlobalDD(NetworkEstimator):
+    """BP+DD: directional derivatives of the readout cross-entropy over every parameter at once."""
+
+    def __init__(self, network: Network, train: Split, test: Split, n_classes: int,
+                 config: TrainConfig, seed: np.random.SeedSequence) -> None:
+        super().__init__(network, train, test, n_classes, config)
+        self.sampler = DirectionSampler(self.n, config.directions, seed)
+
+    def loss_and_gradient(self, theta, batch):
+        c = self.config
+        directions = self.sampler.draw()
+        settings = perturbed_settings(theta, directions, c.eps)
+        taps = self.network.propagate_settings(self.train.x[batch], self.split(settings))
+        loss = cross_entropy(readout_logits(taps, self.n_classes, c), self.train.y[batch])
+        evaluations = settings.shape[0] * batch.size * len(self.network)
+        return float(loss.mean()), directional_gradient(loss, directions, c.eps), evaluations
