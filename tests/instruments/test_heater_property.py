@@ -15,7 +15,12 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from drivers.instruments.limits import HeaterLimits, PowerBudget, equivalent_voltage_V, heater_power_W
+from drivers.instruments.limits import (
+    HeaterLimits,
+    PowerBudget,
+    equivalent_voltage_V,
+    heater_power_W,
+)
 from drivers.instruments.phase import PhaseCalibration
 from drivers.instruments.qontrol import Qontrol, QontrolSettings
 from ffzero_lab.contract import ParameterRangeError
