@@ -1,64 +1,44 @@
-"""Quickstart accuracy and wall time over seeds: the embedded default's promise, measured.
+"""Quickstart accuracy and wall time over seeds, and the realistic preset against the ideal one.
 
-Usage: uv run python benchmarks/quickstart.py [--seeds 0 1 2] [--set FIELD=VALUE ...]
+Usage: uv run python benchmarks/quickstart.py [--seeds 0 1 2] [--presets ideal realistic] [--set F=V ...]
 
-Prints a table (one row per seed, with the settings), then as its last line one JSON object
-with the same figures.
+Prints a table (one row per preset and seed, settings in the title), then as its last line one
+JSON object with the same figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from ffzero_lab.orchestrator import Orchestrator
-from ffzero_lab.protocol import load_protocol
-from ffzero_lab.runner import prepare
-
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, fmt_layers, machine, report, run_protocol, train_settings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", default=str(ROOT / "protocols" / "quickstart.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--presets", nargs="+", default=["ideal"])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    rows = []
-    for seed in args.seeds:
-        protocol, _ = load_protocol(args.protocol, [*args.overrides, f"seed={seed}"])
-        prepared = prepare(protocol, args.protocol, None)
-        result = Orchestrator(protocol, prepared.network, prepared.dataset, [], prepared.seeds).run()
-        rows.append({"seed": seed, "test_accuracy": result.test_accuracy,
-                     "layer_accuracy": result.layer_accuracy, "evaluations": result.evaluations,
-                     "wall_s": result.wall_s})
-
-    t = protocol.train
-    settings = {"protocol": os.path.relpath(args.protocol, ROOT), "overrides": args.overrides,
-                "epochs": t.epochs, "batch_size": t.batch_size, "optimizer": t.optimizer, "lr": t.lr,
-                "directions": t.directions, "eps": t.eps, "margin": t.margin,
-                "cpus": os.cpu_count(), "python": platform.python_version()}
-    console = Console(width=120)
-    table = Table(title="quickstart dry run: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
-    for col in ("seed", "voted test acc.", "per layer", "evaluations", "wall s"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(str(r["seed"]), f"{r['test_accuracy']:.4f}",
-                      " ".join(f"{a:.3f}" for a in r["layer_accuracy"]), f"{r['evaluations']:,}",
-                      f"{r['wall_s']:.1f}")
-    console.print(table)
-    accs = [r["test_accuracy"] for r in rows]
-    summary = {"benchmark": "quickstart", "settings": settings, "runs": rows,
-               "min_test_accuracy": min(accs), "mean_test_accuracy": sum(accs) / len(accs),
-               "max_wall_s": max(r["wall_s"] for r in rows)}
-    print(json.dumps(summary))
+    runs = []
+    for preset in args.presets:
+        for seed in args.seeds:
+            protocol, result = run_protocol(args.protocol, [*args.overrides, f"seed={seed}",
+                                                            f"device.settings.preset={preset}"])
+            runs.append({"preset": preset, "seed": seed, **result})
+    rows = [[r["preset"], str(r["seed"]), f"{r['test_accuracy']:.4f}", fmt_layers(r["layer_accuracy"]),
+             f"{r['evaluations']:,}", f"{r['wall_s']:.1f}"] for r in runs]
+    by_preset = {p: [r["test_accuracy"] for r in runs if r["preset"] == p] for p in args.presets}
+    mean = {p: sum(v) / len(v) for p, v in by_preset.items()}
+    summary = {"benchmark": "quickstart", "protocol": args.protocol, "overrides": args.overrides,
+               "train": train_settings(protocol), **machine(), "runs": runs,
+               "mean_test_accuracy": mean, "min_test_accuracy": {p: min(v) for p, v in by_preset.items()},
+               "max_wall_s": max(r["wall_s"] for r in runs)}
+    if "ideal" in mean and "realistic" in mean:
+        summary["realistic_loss_points"] = 100 * (mean["ideal"] - mean["realistic"])
+    report(f"quickstart dry run; {train_settings(protocol)}",
+           ["preset", "seed", "voted test acc.", "per layer", "evaluations", "wall s"], rows, summary)
 
 
 if __name__ == "__main__":
