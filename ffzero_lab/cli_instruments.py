@@ -3,6 +3,7 @@
 * ``check``: open every instrument, read who it is and how many channels it has, and compare
   the file's limits with the instrument's own. Nothing is written to any instrument.
 * ``schema``: the file's JSON schema, for completion in an editor.
+* ``emulate``: serve an emulated rig's instruments on 127.0.0.1 until interrupted.
 
 Bad input or an instrument that does not answer is one line on stderr and exit code 2.
 """
@@ -10,19 +11,24 @@ Bad input or an instrument that does not answer is one line on stderr and exit c
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
 import pyvisa
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from .errors import UserError
+from .errors import ConfigError
 from .instruments import (
     InstrumentError,
     RigConfig,
+    import_object,
     limit_problems,
     load_rig,
     open_instrument,
@@ -101,3 +107,39 @@ def schema(
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
+
+
+@instruments_app.command("emulate")
+def emulate(
+    rig_file: Annotated[Path, typer.Argument(help="Emulated rig file (names its emulator and instruments file).")],
+    any_port: Annotated[bool, typer.Option("--any-port", help="Serve on free ports instead of the file's.")] = False,
+) -> None:
+    """Serve an emulated rig's instruments on 127.0.0.1 TCP sockets until Ctrl-C (or SIGTERM)."""
+    source = str(rig_file)
+    try:
+        document = yaml.safe_load(rig_file.read_text(encoding="utf-8"))
+        if not isinstance(document, dict) or "emulator" not in document:
+            raise ConfigError("give the emulator as 'module:Class'", source, "emulator")
+        emulator = import_object(str(document["emulator"]), source, "emulator")
+        rig = emulator.from_file(rig_file, any_port=any_port)
+    except (OSError, yaml.YAMLError) as exc:
+        raise _fail(f"{source}: cannot read emulated rig: {exc}") from None
+    except UserError as exc:
+        raise _fail(exc) from None
+    try:
+        rig.start()
+    except OSError as exc:
+        rig.stop()
+        raise _fail(f"{source}: cannot serve the emulated rig: {exc}") from None
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for name, resource in rig.resources.items():
+            sys.stdout.write(f"{name} {resource}\n")
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        stop.wait()
+    finally:
+        rig.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -37,6 +37,7 @@ from .connect import open_instrument, resource_manager
 from .driver import (
     InstrumentDriver,
     InstrumentIdentity,
+    import_object,
     limit_problems,
     resolve_driver_class,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "PowerBudgetError",
     "RigConfig",
     "check_driver",
+    "import_object",
     "limit_problems",
     "load_rig",
     "open_instrument",

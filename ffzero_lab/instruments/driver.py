@@ -62,20 +62,32 @@ class InstrumentDriver(Protocol):
         ...
 
 
+def import_object(dotted: str, source: str, field: str) -> Any:
+    """Import ``module:attribute`` (a driver class, an emulator class).
+
+    Raises:
+        ConfigError: naming ``source`` and ``field`` when it cannot be imported.
+    """
+    module_name, colon, attribute = dotted.partition(":")
+    if not colon or not attribute:
+        raise ConfigError(f"expected 'module:attribute', got {dotted!r}", source, field)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module {module_name!r}: {exc}", source, field) from None
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}", source, field)
+    return found
+
+
 def resolve_driver_class(dotted: str, source: str = "instruments", field: str = "driver") -> type[InstrumentDriver]:
     """Import ``module:Class`` and check that it is an instrument driver.
 
     Raises:
         ConfigError: naming ``source`` and ``field`` when it cannot be imported or is no driver.
     """
-    module_name, _, attribute = dotted.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import driver module {module_name!r}: {exc}", source, field) from None
-    driver = getattr(module, attribute, None)
-    if driver is None:
-        raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}", source, field)
+    driver = import_object(dotted, source, field)
     missing = [a for a in ("kind", "settings_model", "from_config", "identify") if not hasattr(driver, a)]
     if missing:
         raise ConfigError(f"{dotted!r} is not an instrument driver (no {', '.join(missing)})", source, field)

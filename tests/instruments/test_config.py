@@ -129,7 +129,7 @@ def test_cross_field_problems_name_the_field(edits: list[tuple[str, Any]], expec
 @pytest.mark.parametrize(
     ("edits", "expected"),
     [
-        ([("instruments.q8.driver", "no_such_module:Qontrol")], "instruments.q8.driver: cannot import driver module 'no_such_module'"),
+        ([("instruments.q8.driver", "no_such_module:Qontrol")], "instruments.q8.driver: cannot import module 'no_such_module'"),
         ([("instruments.q8.driver", "drivers.instruments.qontrol:Qontral")], "module 'drivers.instruments.qontrol' has no attribute 'Qontral'"),
         ([("instruments.q8.driver", "drivers.instruments.qontrol:ERROR_CODES")], "is not an instrument driver (no kind"),
         ([("instruments.q8.settings", {"vector_max": 0})], "rig.yaml: instruments.q8.settings.vector_max: Input should be greater than or equal to 1"),

@@ -1,0 +1,9 @@
+"""An emulated rig: the instruments of an ``instruments.yaml`` served on 127.0.0.1 TCP sockets in
+their real command sets, with configurable latency and injectable faults, coupled through a simple
+chip model, so that a dry run can go through the real drivers and pyvisa-py.
+
+* :mod:`.server`: a line-oriented TCP server with latency and fault rules,
+* :mod:`.qontrol`, :mod:`.n774x`: the Qontrol and Keysight N774x command sets, server side,
+* :mod:`.chip`: heater voltages -> phases -> MZI meshes -> detector powers,
+* :mod:`.rig`: the emulated rig file and the servers it starts (``ffzero-lab instruments emulate``).
+"""

@@ -1,0 +1,184 @@
+"""An emulated rig: the instruments of an ``instruments.yaml`` served on 127.0.0.1 TCP sockets,
+speaking their real command sets, coupled through a simple chip model.
+
+The emulated rig file names the instruments file it plays; the emulator takes the instruments,
+their socket ports (``TCPIP0::127.0.0.1::<port>::SOCKET`` resources), heater resistances and layer
+maps from it, so the two files cannot disagree. Per instrument it adds a reply latency and fault
+rules; the ``chip`` section sets the optical model (:mod:`drivers.emulated.chip`).
+
+```yaml
+emulator: drivers.emulated.rig:EmulatedRig
+instruments_file: instruments.emulated.yaml
+chip: {seed: 0, p_pi_W: 0.025, input_power_W: 0.001, noise: 0.001}
+instruments:
+  heaters: {latency_s: 0.0005, faults: [{match: "V3=*", reply: "E15:03", count: 1}]}
+```
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ffzero_lab.errors import ConfigError
+from ffzero_lab.instruments import RigConfig, load_rig
+from ffzero_lab.protocol import validation_error
+
+from .chip import ChipSettings, EmulatedChip
+from .n774x import PORTS, N774xEmulator
+from .qontrol import QontrolEmulator
+from .server import Fault, LineServer
+
+#: Which emulator plays which driver.
+EMULATED_DRIVERS = {
+    "drivers.instruments.qontrol:Qontrol": "qontrol",
+    "drivers.instruments.keysight_n774x:KeysightN774x": "n774x",
+}
+
+
+class FaultConfig(BaseModel):
+    """A fault rule (see :class:`drivers.emulated.server.Fault`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str = Field(description="Glob on the command line, e.g. 'V3=*'.")
+    reply: str | None = Field(None, description="Reply this line instead, e.g. 'E15:03'.")
+    silent: bool = Field(False, description="Reply nothing (the client times out).")
+    delay_s: float = Field(0.0, ge=0, description="Extra latency, s.")
+    count: int | None = Field(None, ge=1, description="How many commands it hits; null: all.")
+
+
+class ServedInstrument(BaseModel):
+    """How one instrument is served."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_s: float = Field(0.0, ge=0, description="Delay before every reply, s.")
+    faults: list[FaultConfig] = Field(default_factory=list)
+    model: Literal["Q8iv", "Q8b", "N7744A", "N7745A"] | None = Field(
+        None, description="Emulated model (default Q8iv for a Qontrol, N7744A for an N774x).")
+
+
+class EmulatedRigConfig(BaseModel):
+    """An emulated rig file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    emulator: str = Field(description="This class, 'drivers.emulated.rig:EmulatedRig'.")
+    instruments_file: Path = Field(description="The instruments.yaml played, relative to this file.")
+    chip: ChipSettings = Field(default_factory=ChipSettings)
+    instruments: dict[str, ServedInstrument] = Field(default_factory=dict)
+
+
+class EmulatedRig:
+    """The servers of an emulated rig; a context manager that starts and stops them.
+
+    Args:
+        config: the emulated rig file's contents.
+        rig: the instruments file it plays.
+        any_port: serve on free ports instead of the instruments file's (see :attr:`resources`).
+    """
+
+    def __init__(self, config: EmulatedRigConfig, rig: RigConfig, any_port: bool = False) -> None:
+        self.config, self.rig = config, rig
+        self.chip = EmulatedChip(rig, config.chip)
+        self.lock = threading.Lock()
+        self.heaters: dict[str, QontrolEmulator] = {}
+        self.servers: dict[str, LineServer] = {}
+        for name in rig.instruments:
+            served = config.instruments.get(name, ServedInstrument())
+            port = 0 if any_port else _socket_port(rig, name)
+            faults = [Fault(**f.model_dump()) for f in served.faults]
+            self.servers[name] = LineServer(name, self._emulator(name, served), port, served.latency_s, faults)
+
+    @classmethod
+    def from_file(cls, path: str | Path, any_port: bool = False) -> "EmulatedRig":
+        """Read an emulated rig file (and the instruments file it names)."""
+        path = Path(path)
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read emulated rig: {exc}", str(path)) from None
+        try:
+            config = EmulatedRigConfig.model_validate(document)
+        except ValidationError as exc:
+            raise validation_error(exc, str(path)) from None
+        rig = load_rig(path.parent / config.instruments_file)
+        unknown = set(config.instruments) - set(rig.instruments)
+        if unknown:
+            raise ConfigError(f"not in {config.instruments_file}: {', '.join(sorted(unknown))}", str(path), "instruments")
+        return cls(config, rig, any_port)
+
+    def _emulator(self, name: str, served: ServedInstrument) -> Any:
+        inst = self.rig.instruments[name]
+        kind = EMULATED_DRIVERS.get(inst.driver)
+        if kind is None:
+            raise ConfigError(f"no emulator for driver {inst.driver!r}", "emulated rig", f"instruments.{name}")
+        if kind == "qontrol":
+            resistance = np.array([lim.resistance_ohm for lim in self.rig.heater_channel_limits(name)])
+            modules = -(-resistance.size // 8)  # whole Q8 modules
+            resistance = np.concatenate([resistance, np.full(8 * modules - resistance.size, 1e3)])
+            emulator = QontrolEmulator(resistance, served.model or "Q8iv")
+            self.heaters[name] = emulator
+            return self._locked(emulator.handle)
+        model = served.model or "N7744A"
+        ports = PORTS[model]
+        meter = N774xEmulator(lambda samples: self._read(name, ports, samples), model)
+        return self._locked(meter.handle)
+
+    def _locked(self, handle: Any) -> Any:
+        def locked(line: str) -> list[bytes]:
+            with self.lock:
+                return handle(line)
+        return locked
+
+    def _read(self, meter: str, ports: int, samples: int) -> np.ndarray:
+        volts = {name: q.volts for name, q in self.heaters.items()}
+        return self.chip.port_powers_W(meter, ports, volts, samples)
+
+    # -- running ---------------------------------------------------------------------------
+    def start(self) -> "EmulatedRig":
+        """Start every server."""
+        for server in self.servers.values():
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop every server."""
+        for server in self.servers.values():
+            server.stop()
+
+    def __enter__(self) -> "EmulatedRig":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def resources(self) -> dict[str, str]:
+        """Instrument name -> the resource string that reaches its server."""
+        return {name: server.resource for name, server in self.servers.items()}
+
+    def instruments_config(self) -> RigConfig:
+        """The instruments file with every resource pointing at this rig's servers (pyvisa-py)."""
+        instruments = {name: inst.model_copy(update={"resource": self.resources[name]})
+                       for name, inst in self.rig.instruments.items()}
+        return self.rig.model_copy(update={"instruments": instruments, "visa_library": "@py"})
+
+    def inject(self, name: str, fault: Fault) -> None:
+        """Add a fault rule to instrument ``name``'s server while it runs."""
+        self.servers[name].inject(fault)
+
+
+def _socket_port(rig: RigConfig, name: str) -> int:
+    """The port of a ``TCPIP::127.0.0.1::<port>::SOCKET`` resource (the emulator serves only there)."""
+    parts = rig.instruments[name].resource.split("::")
+    if len(parts) != 4 or parts[-1].upper() != "SOCKET" or parts[1] not in ("127.0.0.1", "localhost"):
+        raise ConfigError(f"the emulated rig serves TCPIP::127.0.0.1::<port>::SOCKET resources, not {parts!r}",
+                          "instruments file", f"instruments.{name}.resource")
+    return int(parts[2])
