@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .methods import LayerEstimator, NetworkEstimator, Split
+from .methods import LayerEstimator, NetworkEstimator, Split, StepResult
 from .network import Network
 from .protocol import TrainConfig
 
@@ -73,15 +73,17 @@ class LocalAD(LayerEstimator):
             with tf.GradientTape() as tape:
                 tape.watch(theta)
                 _, taps = model(x, theta)
-                loss = tf_margin_loss(tf_goodness(tf.cast(taps, tf.float64), protos, centre), y, config)
-            return loss, tape.gradient(loss, theta)
+                goodness = tf_goodness(tf.cast(taps, tf.float64), protos, centre)
+                loss = tf_margin_loss(goodness, y, config)
+            return loss, tape.gradient(loss, theta), taps, tf.argmax(goodness, axis=-1)
 
         self._step = step
 
-    def loss_and_gradient(self, theta, batch):
-        loss, grad = self._step(tf.constant(self.train.x[batch]), tf.constant(self.train.y[batch]),
-                                tf.constant(theta))
-        return float(loss), np.asarray(grad, dtype=np.float64), int(batch.size)
+    def loss_and_gradient(self, theta, batch, draw):
+        y = self.train.y[batch]
+        loss, grad, taps, predicted = self._step(tf.constant(self.train.x[batch]), tf.constant(y), tf.constant(theta))
+        return StepResult(float(loss), np.asarray(grad, dtype=np.float64), int(batch.size),
+                          float(np.mean(predicted.numpy() == y)), taps.numpy())
 
 
 class GlobalAD(NetworkEstimator):
@@ -103,11 +105,12 @@ class GlobalAD(NetworkEstimator):
                     if i < len(stages) and stages[i] is not None:
                         signal = stages[i](signal)
                 loss = tf_readout_loss(tf.cast(taps, tf.float64), y, n_classes, config)
-            return loss, tape.gradient(loss, theta)
+            return loss, tape.gradient(loss, theta), taps, tf.argmax(taps[:, :n_classes], axis=-1)
 
         self._step = step
 
-    def loss_and_gradient(self, theta, batch):
-        loss, grad = self._step(tf.constant(self.train.x[batch]), tf.constant(self.train.y[batch]),
-                                tf.constant(theta))
-        return float(loss), np.asarray(grad, dtype=np.float64), int(batch.size) * len(self.network)
+    def loss_and_gradient(self, theta, batch, draw):
+        y = self.train.y[batch]
+        loss, grad, taps, predicted = self._step(tf.constant(self.train.x[batch]), tf.constant(y), tf.constant(theta))
+        return StepResult(float(loss), np.asarray(grad, dtype=np.float64), int(batch.size) * len(self.network),
+                          float(np.mean(predicted.numpy() == y)), taps.numpy())

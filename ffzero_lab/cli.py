@@ -19,10 +19,10 @@ from rich.table import Table
 from .cli_instruments import instruments_app
 from .datasets import resolve_data_dir
 from .errors import UserError
-from .orchestrator import Orchestrator
+from .orchestrator import Orchestrator, Resume
 from .progress import ProgressSink
-from .protocol import load_protocol
-from .runner import prepare
+from .protocol import Protocol, load_protocol, parse_protocol
+from .runner import Prepared, prepare, restore_parameters
 from .runstore import RunStore, StoreSink, resolve_runs_dir
 
 app = typer.Typer(
@@ -57,46 +57,53 @@ def fail(exc: UserError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-@app.command("dry-run")
-def dry_run(
-    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
-    set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Override a field, e.g. --set train.epochs=3 (repeatable).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary as the last line of stdout.")] = False,
-    data_dir: Annotated[
-        Optional[Path], typer.Option("--data-dir", help="Folder with IDX data sets [default: $FFZERO_DATA_DIR].")
-    ] = None,
-    runs_dir: RunsDir = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
-) -> None:
-    """Train a protocol on its simulated device (no instrument is touched)."""
-    try:
-        proto, text = load_protocol(protocol, set_ or [])
-        prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir))
-        store = RunStore(resolve_runs_dir(runs_dir))
-    except UserError as exc:
-        raise fail(exc) from None
-    sinks: list[Any] = [StoreSink(store, "dry-run", text, str(protocol), software_version())]
+Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary as the last line of stdout.")]
+DataDir = Annotated[
+    Optional[Path], typer.Option("--data-dir", help="Folder with IDX data sets [default: $FFZERO_DATA_DIR].")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+Publish = Annotated[
+    Optional[str],
+    typer.Option("--publish", help="Publish the run's documents on a ZMQ PUB socket, e.g. tcp://127.0.0.1:5577."),
+]
+
+
+def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool, quiet: bool,
+             publish: str | None, resume: Resume | None = None, run_uid: str | None = None) -> None:
+    """Run the orchestrator with the store, progress and publisher sinks; print the summary."""
+    sinks: list[Any] = [sink]
+    publisher = None
+    if publish:
+        from .publisher import Publisher  # lazy: imports zmq
+
+        try:
+            publisher = Publisher.bind(publish)
+        except UserError as exc:
+            sink.close()
+            raise fail(exc) from None
+        sinks.append(publisher)
     if not quiet:
         sinks.append(ProgressSink(err))
-    orchestrator = Orchestrator(proto, prepared.network, prepared.dataset, sinks, prepared.seeds)
+    orchestrator = Orchestrator(proto, prepared.network, prepared.dataset, sinks, prepared.seeds, resume, run_uid)
     try:
         result = orchestrator.run()
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: the run is recorded as failed")
+        err.print("[yellow]interrupted[/]: the run is recorded as failed; `ffzero-lab resume` continues it")
         raise typer.Exit(code=130) from None
     finally:
-        run_id = sinks[0].run_id
-        store.close()
+        sink.close()
+        if publisher is not None:
+            publisher.close()
+    run_id = sink.run_id
     table = Table(title="test accuracy", title_justify="left")
     table.add_column("layer", justify="right")
     table.add_column("accuracy", justify="right")
     for i, acc in enumerate(result.layer_accuracy):
         table.add_row(str(i), "-" if acc is None else f"{acc:.4f}")
-    table.add_row("[bold]voted[/]", f"[bold]{result.test_accuracy:.4f}[/]")
+    table.add_row("[bold]voted[/]" if proto.method.startswith("ff") else "[bold]readout[/]",
+                  f"[bold]{result.test_accuracy:.4f}[/]")
     console = err if as_json else out
-    console.print(f"[bold]run {run_id}[/] ({result.run_uid[:8]}) on {proto.device.driver}: "
+    console.print(f"[bold]run {run_id}[/] ({result.run_uid[:8]}) {proto.method} on {proto.device.driver}: "
                   f"{result.evaluations:,} device evaluations in {result.wall_s:.1f} s", highlight=False)
     console.print(table)
     if as_json:
@@ -109,6 +116,68 @@ def dry_run(
             "wall_s": result.wall_s,
         }
         sys.stdout.write(json.dumps(summary) + "\n")
+
+
+@app.command("dry-run")
+def dry_run(
+    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a field, e.g. --set train.epochs=3 (repeatable).")
+    ] = None,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    quiet: Quiet = False,
+    publish: Publish = None,
+) -> None:
+    """Train a protocol on its simulated device (no instrument is touched)."""
+    try:
+        proto, text = load_protocol(protocol, set_ or [])
+        prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir))
+        folder = resolve_runs_dir(runs_dir)
+        RunStore(folder).close()  # checks the store before any training
+    except UserError as exc:
+        raise fail(exc) from None
+    sink = StoreSink(folder, "dry-run", text, str(protocol), software_version())
+    _execute(proto, prepared, sink, as_json, quiet, publish)
+
+
+@app.command("resume")
+def resume(
+    run: Annotated[str, typer.Argument(help="Run number or uid prefix.")],
+    as_json: Json = False,
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    quiet: Quiet = False,
+    publish: Publish = None,
+) -> None:
+    """Continue an interrupted run from its last committed step, in its own run record."""
+    folder = resolve_runs_dir(runs_dir)
+    try:
+        store = RunStore(folder)
+        run_id = store.find(run)
+        summary, row = store.summary(run_id), store.run_row(run_id)
+        source = f"run {run_id}"
+        if summary.status in ("complete", "running"):
+            raise UserError(f"the run is {summary.status}; only an incomplete or failed run can be resumed", source)
+        proto = parse_protocol(json.loads(row["protocol_json"]), source)
+        prepared = prepare(proto, source, resolve_data_dir(data_dir))
+        checkpoint = store.checkpoint(run_id)
+        state = None
+        if checkpoint is not None:
+            restore_parameters(prepared.network, checkpoint, store, run_id, proto.method)
+            losses = [s["loss"] for s in store.steps(run_id)
+                      if s["layer"] == checkpoint.layer and s["epoch"] == checkpoint.epoch
+                      and s["step"] <= checkpoint.step]
+            state = Resume(checkpoint, losses)
+    except UserError as exc:
+        raise fail(exc) from None
+    finally:
+        if "store" in locals():
+            store.close()
+    sink = StoreSink(folder, row["kind"], row["protocol_yaml"], row["protocol_path"], software_version(),
+                     resume_run=run_id)
+    _execute(proto, prepared, sink, as_json, quiet, publish, state, row["uid"])
 
 
 def _when(ts: float | None) -> str:

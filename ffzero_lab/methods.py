@@ -33,6 +33,28 @@ GLOBAL_METHODS = ("bp-dd", "bp-ad")
 
 
 @dataclass(frozen=True)
+class StepResult:
+    """What one mini-batch step measured and estimated.
+
+    Attributes:
+        loss: mean loss over the batch (over the 2K settings for DD).
+        grad: ``(n,)`` gradient estimate.
+        evaluations: device evaluations spent (one input under one setting of one layer).
+        accuracy: fraction of the batch the method's own prediction got right (mean over
+            settings for DD), or None.
+        readings: the raw tap readings taken, ``(2K, B, ports)`` for DD, ``(B, ports)`` for AD.
+        direction_draw: the direction sampler's draw number (DD), or None.
+    """
+
+    loss: float
+    grad: NDArray[np.float64]
+    evaluations: int
+    accuracy: float | None = None
+    readings: NDArray[np.floating] | None = None
+    direction_draw: int | None = None
+
+
+@dataclass(frozen=True)
 class Split:
     """Inputs and labels of one split, as seen by the parameters being trained.
 
@@ -71,9 +93,16 @@ class Estimator(ABC):
     def write(self, theta: NDArray[np.float64]) -> None:
         """Write parameters ``(n,)`` to the device."""
 
+    #: Seed of the direction sampler (DD methods), for the record.
+    direction_seed: int | None = None
+
     @abstractmethod
-    def loss_and_gradient(self, theta: NDArray[np.float64], batch: NDArray[np.intp]) -> tuple[float, NDArray[np.float64], int]:
-        """``(loss, gradient (n,), device evaluations)`` for the training samples ``batch``."""
+    def loss_and_gradient(self, theta: NDArray[np.float64], batch: NDArray[np.intp], draw: int) -> StepResult:
+        """Loss and gradient for the training samples ``batch`` at parameters ``theta``.
+
+        ``draw`` numbers the step within this training phase; DD methods draw their
+        directions from it, so a resumed run draws what the uninterrupted one would.
+        """
 
     @abstractmethod
     def test_accuracy(self) -> tuple[float, int]:
@@ -135,33 +164,40 @@ class LocalDD(LayerEstimator):
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
                  prototypes: NDArray[np.float64], config: TrainConfig, centre: bool,
-                 seed: np.random.SeedSequence) -> None:
+                 seed: int) -> None:
         super().__init__(network, layer, train, test, prototypes, config, centre)
         self.sampler = DirectionSampler(self.n, config.directions, seed)
+        self.direction_seed = self.sampler.seed
 
-    def loss_and_gradient(self, theta, batch):
+    def loss_and_gradient(self, theta, batch, draw):
         c = self.config
-        directions = self.sampler.draw()
+        directions = self.sampler.draw(draw)
         settings = perturbed_settings(theta, directions, c.eps)
         taps = self.layer.evaluate(self.train.x[batch], settings)  # (2K, B, P)
         goodness = cosine_goodness(taps, self.prototypes, self.centre)
-        loss = margin_loss(goodness, self.train.y[batch], c.margin, c.negative_weight, c.negatives)
-        return float(loss.mean()), directional_gradient(loss, directions, c.eps), settings.shape[0] * batch.size
+        y = self.train.y[batch]
+        loss = margin_loss(goodness, y, c.margin, c.negative_weight, c.negatives)
+        return StepResult(float(loss.mean()), directional_gradient(loss, directions, c.eps),
+                          settings.shape[0] * batch.size, float(np.mean(goodness.argmax(-1) == y)), taps, draw)
 
 
 class GlobalDD(NetworkEstimator):
     """BP+DD: directional derivatives of the readout cross-entropy over every parameter at once."""
 
     def __init__(self, network: Network, train: Split, test: Split, n_classes: int,
-                 config: TrainConfig, seed: np.random.SeedSequence) -> None:
+                 config: TrainConfig, seed: int) -> None:
         super().__init__(network, train, test, n_classes, config)
         self.sampler = DirectionSampler(self.n, config.directions, seed)
+        self.direction_seed = self.sampler.seed
 
-    def loss_and_gradient(self, theta, batch):
+    def loss_and_gradient(self, theta, batch, draw):
         c = self.config
-        directions = self.sampler.draw()
+        directions = self.sampler.draw(draw)
         settings = perturbed_settings(theta, directions, c.eps)
         taps = self.network.propagate_settings(self.train.x[batch], self.split(settings))
-        loss = cross_entropy(readout_logits(taps, self.n_classes, c), self.train.y[batch])
+        y = self.train.y[batch]
+        logits = readout_logits(taps, self.n_classes, c)
+        loss = cross_entropy(logits, y)
         evaluations = settings.shape[0] * batch.size * len(self.network)
-        return float(loss.mean()), directional_gradient(loss, directions, c.eps), evaluations
+        return StepResult(float(loss.mean()), directional_gradient(loss, directions, c.eps), evaluations,
+                          float(np.mean(logits.argmax(-1) == y)), taps, draw)

@@ -37,6 +37,7 @@ from .methods import GLOBAL_METHODS, Estimator, GlobalDD, LocalDD, Split, readou
 from .network import Network
 from .optimizers import learning_rate, make_optimizer
 from .protocol import Protocol
+from .runstore import Checkpoint
 from .prototypes import max_separated_prototypes
 from .voting import majority_vote
 
@@ -70,18 +71,39 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunSeeds:
-    """Independent RNG streams derived from the protocol's one seed."""
+    """Independent RNG streams derived from the protocol's one seed.
+
+    Every stream is addressed by a counter (layer, epoch, step), never consumed in order, so
+    that a resumed run draws exactly what the uninterrupted run would have.
+    """
 
     device: int
     prototypes: np.random.SeedSequence
-    directions: np.random.SeedSequence
-    shuffle: np.random.SeedSequence
+    directions: int
+    shuffle: int
 
     @classmethod
     def from_seed(cls, seed: int) -> "RunSeeds":
         root = np.random.SeedSequence(seed)
         device, prototypes, directions, shuffle = root.spawn(4)
-        return cls(int(device.generate_state(1)[0]), prototypes, directions, shuffle)
+        first = (int(s.generate_state(1)[0]) for s in (device, directions, shuffle))
+        return cls(next(first), prototypes, next(first), next(first))
+
+    def direction_seed(self, phase: int) -> int:
+        """Seed of the directions of training phase ``phase`` (layer index, or -1 for BP)."""
+        return int(np.random.SeedSequence([self.directions, phase + 1]).generate_state(1)[0])
+
+    def order(self, phase: int, epoch: int, n: int) -> NDArray[np.intp]:
+        """The shuffled sample order of one epoch of one training phase."""
+        return np.random.default_rng([self.shuffle, phase + 1, epoch]).permutation(n)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where an interrupted run continues: its checkpoint and the step losses of that epoch."""
+
+    checkpoint: Checkpoint
+    epoch_losses: list[float]
 
 
 def make_prototypes(protocol: Protocol, network: Network, n_classes: int, seeds: RunSeeds) -> list[NDArray[np.float64]]:
@@ -105,6 +127,9 @@ class Orchestrator:
         dataset: train and test data.
         sinks: receivers of the run's documents.
         seeds: RNG streams; default derived from ``protocol.seed``.
+        resume: continue an interrupted run from its checkpoint (its device already holds the
+            parameters the checkpoint describes) instead of starting afresh.
+        run_uid: the run's uid (a resumed run keeps its own).
     """
 
     def __init__(
@@ -114,13 +139,16 @@ class Orchestrator:
         dataset: Dataset,
         sinks: Sequence[Sink] = (),
         seeds: RunSeeds | None = None,
+        resume: Resume | None = None,
+        run_uid: str | None = None,
     ) -> None:
         self.protocol = protocol
         self.network = network
         self.dataset = dataset
         self.sinks = list(sinks)
         self.seeds = seeds or RunSeeds.from_seed(protocol.seed)
-        self.run_uid = uuid.uuid4().hex
+        self.resume = resume
+        self.run_uid = run_uid or uuid.uuid4().hex
         self.evaluations = 0
         self.prototypes = make_prototypes(protocol, network, dataset.n_classes, self.seeds)
         limit_tr, limit_te = protocol.data.train_limit, protocol.data.test_limit
@@ -141,7 +169,7 @@ class Orchestrator:
             train, test = Split(self.x_train, self.y_train), Split(self.x_test, self.y_test)
             if p.method == "bp-dd":
                 return GlobalDD(self.network, train, test, self.dataset.n_classes, p.train,
-                                self.seeds.directions.spawn(1)[0])
+                                self.seeds.direction_seed(-1))
             from .autodiff import GlobalAD  # lazy: imports TensorFlow
 
             return GlobalAD(self.network, train, test, self.dataset.n_classes, p.train)
@@ -152,45 +180,73 @@ class Orchestrator:
         prototypes, centre = self.prototypes[layer], p.goodness.centre
         if p.method == "ff-dd":
             return LocalDD(self.network, layer, train, test, prototypes, p.train, centre,
-                           self.seeds.directions.spawn(1)[0])
+                           self.seeds.direction_seed(layer))
         from .autodiff import LocalAD  # lazy: imports TensorFlow
 
         return LocalAD(self.network, layer, train, test, prototypes, p.train, centre)
 
     def train(self, layer: int | None) -> None:
         """Train one layer (FF methods; the layers before it stay as they are) or, with
-        ``layer=None``, every layer at once (BP methods). Documents name the layer, -1 for all."""
+        ``layer=None``, every layer at once (BP methods). Documents name the layer, -1 for all.
+
+        Every step's document carries what the run store needs to resume after it: the
+        parameters written and the optimiser's state (``record.checkpoint``), and, when
+        measurements are recorded, how the step's settings can be rebuilt (direction seed and
+        draw, base parameters, samples) with the raw readings.
+        """
         t = self.protocol.train
+        phase = -1 if layer is None else layer
         estimator = self._estimator(layer)
         optimizer = make_optimizer(t.optimizer, estimator.n, t.lr)
-        order_rng = np.random.default_rng(self.seeds.shuffle.spawn(1)[0])
-        label = -1 if layer is None else layer
+        first_epoch, first_step, losses = 0, 0, []
+        if self.resume is not None:  # the device already holds the checkpoint's parameters
+            ck = self.resume.checkpoint
+            optimizer.restore(ck.optimizer)
+            self.evaluations = ck.evaluations
+            first_epoch, first_step, losses = ck.epoch, ck.step + 1, list(self.resume.epoch_losses)
+            self.resume = None
         theta = estimator.parameters()
         n = estimator.train.x.shape[0]
         steps_per_epoch = -(-n // t.batch_size)
         total_steps = t.epochs * steps_per_epoch
-        for epoch in range(t.epochs):
-            order = order_rng.permutation(n) if t.shuffle else np.arange(n)
-            losses = []
+        measure = self.protocol.record.measurements
+        for epoch in range(first_epoch, t.epochs):
+            order = self.seeds.order(phase, epoch, n) if t.shuffle else np.arange(n)
             started = time.perf_counter()
             evals_before = self.evaluations
-            for step, start in enumerate(range(0, n, t.batch_size)):
-                batch = order[start : start + t.batch_size]
-                optimizer.lr = learning_rate(t.lr, t.schedule, (epoch * steps_per_epoch + step) / total_steps, t.lr_final)
-                loss, grad, evaluations = estimator.loss_and_gradient(theta, batch)
-                self.evaluations += evaluations
-                estimator.write(optimizer.step(theta, grad))
+            for step in range(first_step, steps_per_epoch):
+                version = epoch * steps_per_epoch + step
+                batch = order[step * t.batch_size : (step + 1) * t.batch_size]
+                optimizer.lr = learning_rate(t.lr, t.schedule, version / total_steps, t.lr_final)
+                t_start = time.time()
+                result = estimator.loss_and_gradient(theta, batch, version)
+                t_end = time.time()
+                self.evaluations += result.evaluations
+                base = theta
+                estimator.write(optimizer.step(theta, result.grad))
                 theta = estimator.parameters()
-                losses.append(loss)
-                self._emit("step", {"layer": label, "epoch": epoch, "step": step, "loss": loss,
-                                    "evaluations": self.evaluations})
+                losses.append(result.loss)
+                record: dict[str, Any] = {"checkpoint": {"theta": theta, "optimizer": optimizer.state()}}
+                if measure:
+                    record.update(samples=batch, readings=result.readings, base=base, t_start=t_start, t_end=t_end,
+                                  direction_seed=estimator.direction_seed, direction_draw=result.direction_draw,
+                                  directions=t.directions if result.direction_draw is not None else 0,
+                                  eps=t.eps if result.direction_draw is not None else None)
+                self._emit("step", {"layer": phase, "epoch": epoch, "step": step, "version": version,
+                                    "loss": result.loss, "accuracy": result.accuracy, "lr": optimizer.lr,
+                                    "evaluations": self.evaluations, "record": record})
+            first_step = 0
             elapsed = time.perf_counter() - started
             rate = (self.evaluations - evals_before) / max(elapsed, 1e-9)
             accuracy, evaluations = estimator.test_accuracy()
             self.evaluations += evaluations
-            self._emit("epoch", {"layer": label, "epoch": epoch, "loss": float(np.mean(losses)),
+            self._emit("epoch", {"layer": phase, "epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0,
                                  "test_accuracy": accuracy, "evaluations": self.evaluations,
                                  "evaluations_per_s": rate})
+            losses = []
+        trained = range(len(self.network)) if layer is None else [layer]
+        self._emit("arrays", {"arrays": {f"parameters/{i}": self.network.layers[i].get_parameters()
+                                         for i in trained}})
 
     def evaluate(self) -> tuple[float, list[float | None]]:
         """Test accuracy of the method's prediction, and of each layer's own vote (FF methods).
@@ -220,21 +276,26 @@ class Orchestrator:
         self._emit(
             "start",
             {"protocol": self.protocol.model_dump(mode="json"),
+             "device": {"driver": self.protocol.device.driver, "settings": self.protocol.device.settings,
+                        "seed": self.seeds.device},
+             "resumed": self.resume is not None,
              "layers": [{"n_params": layer.n_params, "ports": layer.ports} for layer in self.network.layers],
              "steps_per_epoch": -(-self.x_train.shape[0] // t.batch_size),
              "train_samples": int(self.x_train.shape[0]), "test_samples": int(self.x_test.shape[0])},
         )
-        self._emit("arrays", {"arrays": {
-            **{f"prototypes/{i}": p for i, p in enumerate(self.prototypes)},
-            **{f"initial_parameters/{i}": layer.get_parameters() for i, layer in enumerate(self.network.layers)},
-            **{f"device/{i}/{key}": value for i, layer in enumerate(self.network.layers)
-               for key, value in layer.state().items()},
-        }})
+        if self.resume is None:
+            self._emit("arrays", {"arrays": {
+                **{f"prototypes/{i}": p for i, p in enumerate(self.prototypes)},
+                **{f"initial_parameters/{i}": layer.get_parameters() for i, layer in enumerate(self.network.layers)},
+                **{f"device/{i}/{key}": value for i, layer in enumerate(self.network.layers)
+                   for key, value in layer.state().items()},
+            }})
         try:
             if self.protocol.method in GLOBAL_METHODS:
                 self.train(None)
             else:
-                for index in range(len(self.network)):
+                first = 0 if self.resume is None else self.resume.checkpoint.layer
+                for index in range(first, len(self.network)):
                     self.train(index)
             accuracy, per_layer = self.evaluate()
         except BaseException as exc:
@@ -250,7 +311,6 @@ class Orchestrator:
             prototypes=self.prototypes,
             parameters=[layer.get_parameters() for layer in self.network.layers],
         )
-        self._emit("arrays", {"arrays": {f"parameters/{i}": p for i, p in enumerate(result.parameters)}})
         self._emit(
             "stop",
             {"exit_status": "complete", "test_accuracy": accuracy, "layer_accuracy": per_layer,

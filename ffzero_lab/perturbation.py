@@ -15,11 +15,13 @@ from numpy.typing import NDArray
 
 
 class DirectionSampler:
-    """Draws K random unit directions in R^n into a reused float32 buffer.
+    """Draws K random unit directions in R^n, reproducibly from a seed and a step counter.
 
-    Drawing the K x n Gaussian numbers can cost more than a digital forward pass, so the
-    numbers are drawn as float32 (ALGORITHM.md). The sampler's RNG state is the only state;
-    ``state``/``restore`` make a run resumable.
+    Draw number c comes from its own generator ``default_rng([seed, c])``, so any step's
+    directions can be rebuilt later from ``(seed, c)`` alone (the run store keeps both for
+    every measurement) and a resumed run draws exactly what the uninterrupted one would.
+    The Gaussian numbers are drawn as float32 into a reused buffer: for a dense layer, drawing
+    them can cost more than the forward passes (ALGORITHM.md).
     """
 
     def __init__(self, n: int, directions: int, seed: int | np.random.SeedSequence) -> None:
@@ -27,22 +29,29 @@ class DirectionSampler:
             raise ValueError(f"directions must be >= 1, got {directions}")
         self.n = n
         self.directions = directions
-        self.rng = np.random.default_rng(seed)
+        self.seed = int(seed.generate_state(1)[0]) if isinstance(seed, np.random.SeedSequence) else int(seed)
+        self.counter = 0
         self._buffer = np.empty((directions, n), dtype=np.float32)
 
-    def draw(self) -> NDArray[np.float32]:
-        """``(K, n)`` unit directions. The array is reused by the next call."""
-        self.rng.standard_normal(dtype=np.float32, out=self._buffer)
+    def draw(self, counter: int | None = None) -> NDArray[np.float32]:
+        """``(K, n)`` unit directions of draw ``counter`` (default: the next one).
+
+        The array is reused by the next call.
+        """
+        if counter is None:
+            counter = self.counter
+        self.counter = counter + 1
+        np.random.default_rng([self.seed, counter]).standard_normal(dtype=np.float32, out=self._buffer)
         self._buffer /= np.linalg.norm(self._buffer, axis=1, keepdims=True)
         return self._buffer
 
-    def state(self) -> dict:
-        """The RNG state, JSON-serialisable."""
-        return self.rng.bit_generator.state
+    def state(self) -> dict[str, int]:
+        """Seed and next counter, JSON-serialisable."""
+        return {"seed": self.seed, "counter": self.counter}
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, int]) -> None:
         """Restore a state from :meth:`state`."""
-        self.rng.bit_generator.state = state
+        self.seed, self.counter = int(state["seed"]), int(state["counter"])
 
 
 def perturbed_settings(

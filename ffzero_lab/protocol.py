@@ -84,6 +84,14 @@ class GoodnessConfig(_Section):
     prototype_steps: int = Field(400, ge=0, description="Repulsion steps spreading the prototypes.")
 
 
+class RecordConfig(_Section):
+    """``record``: what the run store keeps besides steps, epochs and checkpoints."""
+
+    measurements: bool = Field(
+        True, description="Every step's measurement: perturbation seed and draw, samples, raw readings, base parameters."
+    )
+
+
 class DeviceConfig(_Section):
     """``device``: the driver that builds the network, and its settings."""
 
@@ -104,6 +112,7 @@ class Protocol(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     goodness: GoodnessConfig = Field(default_factory=GoodnessConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig)
+    record: RecordConfig = Field(default_factory=RecordConfig)
 
 
 def format_location(loc: Sequence[Any]) -> str:

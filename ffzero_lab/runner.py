@@ -8,6 +8,8 @@ evaluated, and raised as a :class:`~ffzero_lab.errors.UserError` naming the file
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,6 +20,7 @@ from .network import Network
 from .orchestrator import RunSeeds
 from .protocol import Protocol, validation_error
 from .registry import resolve_driver
+from .runstore import Checkpoint, RunStore
 
 
 @dataclass
@@ -62,3 +65,21 @@ def prepare(protocol: Protocol, source: str, data_dir: Path | None) -> Prepared:
     seeds = RunSeeds.from_seed(protocol.seed)
     network = build_network(protocol, source, dataset.features, seeds)
     return Prepared(protocol, network, dataset, seeds)
+
+
+def restore_parameters(network: Network, checkpoint: Checkpoint, store: RunStore, run_id: int, method: str) -> None:
+    """Put an interrupted run's parameters back on its (freshly built) device.
+
+    FF methods: layers before the checkpoint's layer get their final parameters, that layer
+    the checkpoint's; later layers keep their initial ones. BP methods: the checkpoint holds
+    every layer's parameters, concatenated.
+    """
+    layers = network.layers
+    if method.startswith("bp"):
+        parts = np.split(checkpoint.theta, np.cumsum([layer.n_params for layer in layers])[:-1])
+        for layer, part in zip(layers, parts):
+            layer.set_parameters(part)
+        return
+    for i in range(checkpoint.layer):
+        layers[i].set_parameters(store.array(run_id, f"parameters/{i}"))
+    layers[checkpoint.layer].set_parameters(checkpoint.theta)

@@ -1,9 +1,11 @@
 """The run store: one SQLite file (WAL mode) per runs directory, ``<runs dir>/runs.sqlite``.
 
-Every run is a row in ``runs`` from its start; epochs are committed as they finish; numpy
-arrays (prototypes, device state, final parameters) go to ``arrays`` as ``.npy`` blobs. A run
-without a stop record is incomplete. The schema is documented in ``docs/run-store.md`` and
-readable with the ``sqlite3`` CLI or pandas.
+Every run is a row in ``runs`` from its start. Each optimiser step is committed in one
+transaction with its measurement (the compact description of every perturbed setting, the
+raw port readings, timestamps), the base parameters it used and the checkpoint a resume
+continues from. A background writer thread does the writing so a run never waits for the
+disk unless the queue fills (then it waits: nothing is dropped). A run without a stop record
+is incomplete. The schema is documented in ``docs/run-store.md``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,25 +29,26 @@ from .errors import UserError
 
 RUNS_DIR_ENV = "FFZERO_RUNS_DIR"
 DB_NAME = "runs.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     uid TEXT NOT NULL UNIQUE,
     name TEXT,
     kind TEXT NOT NULL,
+    method TEXT,
     protocol_path TEXT,
     protocol_yaml TEXT,
     protocol_json TEXT NOT NULL,
+    device_json TEXT,
     software_version TEXT NOT NULL,
     host TEXT NOT NULL,
     pid INTEGER NOT NULL,
     started_at REAL NOT NULL,
+    resumed_at REAL,
+    resumes INTEGER NOT NULL DEFAULT 0,
     stopped_at REAL,
     exit_status TEXT,
     reason TEXT,
@@ -53,6 +56,52 @@ CREATE TABLE IF NOT EXISTS runs (
     layer_accuracy TEXT,
     evaluations INTEGER,
     wall_s REAL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    loss REAL NOT NULL,
+    accuracy REAL,
+    lr REAL NOT NULL,
+    evaluations INTEGER NOT NULL,
+    time REAL NOT NULL,
+    PRIMARY KEY (run_id, layer, version)
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    direction_seed INTEGER,
+    direction_draw INTEGER,
+    directions INTEGER NOT NULL,
+    eps REAL,
+    samples BLOB NOT NULL,
+    readings BLOB,
+    readings_shape TEXT,
+    t_start REAL NOT NULL,
+    t_end REAL NOT NULL,
+    PRIMARY KEY (run_id, layer, version)
+);
+CREATE TABLE IF NOT EXISTS parameters (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    theta BLOB NOT NULL,
+    PRIMARY KEY (run_id, layer, version)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    evaluations INTEGER NOT NULL,
+    theta BLOB NOT NULL,
+    optimizer BLOB NOT NULL,
+    time REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -83,6 +132,28 @@ def resolve_runs_dir(option: str | Path | None) -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
 
 
+def npy(array: NDArray[np.generic]) -> bytes:
+    """An array as ``.npy`` bytes (no pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def from_npy(blob: bytes) -> NDArray[np.generic]:
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def npz(arrays: dict[str, NDArray[np.generic]]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buffer.getvalue()
+
+
+def from_npz(blob: bytes) -> dict[str, NDArray[np.generic]]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One row of ``runs list``."""
@@ -91,11 +162,13 @@ class RunSummary:
     uid: str
     name: str | None
     kind: str
+    method: str | None
     status: str
     started_at: float
     stopped_at: float | None
+    resumes: int
     test_accuracy: float | None
-    layer_accuracy: list[float] | None
+    layer_accuracy: list[float | None] | None
     evaluations: int | None
     wall_s: float | None
 
@@ -103,14 +176,32 @@ class RunSummary:
         return dict(self.__dict__)
 
 
-def _npy(array: NDArray[np.generic]) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array), allow_pickle=False)
-    return buffer.getvalue()
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a run stood after its last committed step."""
+
+    layer: int
+    epoch: int
+    step: int
+    version: int
+    evaluations: int
+    theta: NDArray[np.float64]
+    optimizer: dict[str, NDArray[np.generic]]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (and create) the store's database in WAL mode."""
+    db = sqlite3.connect(path, timeout=30.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    db.commit()
+    return db
 
 
 class RunStore:
-    """The SQLite run store of one runs directory.
+    """The SQLite run store of one runs directory (reading, and the writes outside a run's steps).
 
     Args:
         runs_dir: folder holding ``runs.sqlite`` (created if missing).
@@ -120,64 +211,16 @@ class RunStore:
         self.path = runs_dir / DB_NAME
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30.0)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            self.db.commit()
+            self.db = connect(self.path)
+            version = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
         except (OSError, sqlite3.Error) as exc:
             raise UserError(f"cannot open the run store: {exc}", str(self.path)) from None
+        if int(version) != SCHEMA_VERSION:
+            raise UserError(f"run store schema {version} is not {SCHEMA_VERSION}; use another --runs-dir",
+                            str(self.path))
 
     def close(self) -> None:
         self.db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self.db:
-            yield self.db
-
-    # -- writing ------------------------------------------------------------------------
-    def begin(self, uid: str, kind: str, protocol_json: dict[str, Any], protocol_yaml: str | None,
-              protocol_path: str | None, software_version: str) -> int:
-        """Record a run's start; returns its readable number."""
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO runs(uid, name, kind, protocol_path, protocol_yaml, protocol_json, "
-                "software_version, host, pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (uid, protocol_json.get("name"), kind, protocol_path, protocol_yaml,
-                 json.dumps(protocol_json), software_version, socket.gethostname(), os.getpid(), time.time()),
-            )
-            return int(cur.lastrowid)
-
-    def add_epoch(self, run_id: int, doc: dict[str, Any]) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO epochs(run_id, layer, epoch, loss, test_accuracy, evaluations, "
-                "evaluations_per_s, time) VALUES (?,?,?,?,?,?,?,?)",
-                (run_id, doc["layer"], doc["epoch"], doc["loss"], doc.get("test_accuracy"),
-                 doc["evaluations"], doc.get("evaluations_per_s"), doc["time"]),
-            )
-
-    def add_arrays(self, run_id: int, arrays: dict[str, NDArray[np.generic]]) -> None:
-        with self._tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO arrays(run_id, name, dtype, shape, data) VALUES (?,?,?,?,?)",
-                [(run_id, name, str(np.asarray(a).dtype), json.dumps(list(np.shape(a))), _npy(a))
-                 for name, a in arrays.items()],
-            )
-
-    def finish(self, run_id: int, doc: dict[str, Any]) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE runs SET stopped_at=?, exit_status=?, reason=?, test_accuracy=?, layer_accuracy=?, "
-                "evaluations=?, wall_s=? WHERE id=?",
-                (doc["time"], doc["exit_status"], doc.get("reason"), doc.get("test_accuracy"),
-                 json.dumps(doc["layer_accuracy"]) if doc.get("layer_accuracy") is not None else None,
-                 doc.get("evaluations"), doc.get("wall_s"), run_id),
-            )
 
     # -- reading ------------------------------------------------------------------------
     @staticmethod
@@ -187,21 +230,21 @@ class RunStore:
         if host == socket.gethostname():
             try:
                 os.kill(pid, 0)
-                return "running"
             except ProcessLookupError:
                 return "incomplete"
             except PermissionError:
                 return "running"
+            return "running" if _alive(pid) else "incomplete"
         return "incomplete"
 
     def list_runs(self) -> list[RunSummary]:
         rows = self.db.execute(
-            "SELECT id, uid, name, kind, exit_status, host, pid, started_at, stopped_at, test_accuracy, "
-            "layer_accuracy, evaluations, wall_s FROM runs ORDER BY id"
+            "SELECT id, uid, name, kind, method, exit_status, host, pid, started_at, stopped_at, resumes, "
+            "test_accuracy, layer_accuracy, evaluations, wall_s FROM runs ORDER BY id"
         ).fetchall()
         return [
-            RunSummary(r[0], r[1], r[2], r[3], self._status(r[4], r[5], r[6]), r[7], r[8], r[9],
-                       json.loads(r[10]) if r[10] else None, r[11], r[12])
+            RunSummary(r[0], r[1], r[2], r[3], r[4], self._status(r[5], r[6], r[7]), r[8], r[9], r[10], r[11],
+                       json.loads(r[12]) if r[12] else None, r[13], r[14])
             for r in rows
         ]
 
@@ -219,19 +262,28 @@ class RunStore:
     def summary(self, run_id: int) -> RunSummary:
         return next(r for r in self.list_runs() if r.id == run_id)
 
-    def epochs(self, run_id: int) -> list[dict[str, Any]]:
-        cur = self.db.execute(
-            "SELECT layer, epoch, loss, test_accuracy, evaluations, evaluations_per_s, time FROM epochs "
-            "WHERE run_id=? ORDER BY layer, epoch", (run_id,)
-        )
+    def run_row(self, run_id: int) -> dict[str, Any]:
+        cur = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,))
+        return dict(zip([c[0] for c in cur.description], cur.fetchone()))
+
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, args)
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def epochs(self, run_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT layer, epoch, loss, test_accuracy, evaluations, evaluations_per_s, time "
+                          "FROM epochs WHERE run_id=? ORDER BY time, layer, epoch", (run_id,))
+
+    def steps(self, run_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT layer, epoch, step, version, loss, accuracy, lr, evaluations, time "
+                          "FROM steps WHERE run_id=? ORDER BY time, layer, version", (run_id,))
 
     def array(self, run_id: int, name: str) -> NDArray[np.generic]:
         row = self.db.execute("SELECT data FROM arrays WHERE run_id=? AND name=?", (run_id, name)).fetchone()
         if row is None:
             raise KeyError(name)
-        return np.load(io.BytesIO(row[0]), allow_pickle=False)
+        return from_npy(row[0])
 
     def array_names(self, run_id: int) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM arrays WHERE run_id=? ORDER BY name", (run_id,))]
@@ -240,28 +292,158 @@ class RunStore:
         row = self.db.execute("SELECT protocol_json FROM runs WHERE id=?", (run_id,)).fetchone()
         return json.loads(row[0])
 
+    def checkpoint(self, run_id: int) -> Checkpoint | None:
+        row = self.db.execute("SELECT layer, epoch, step, version, evaluations, theta, optimizer FROM checkpoints "
+                              "WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return Checkpoint(row[0], row[1], row[2], row[3], row[4], from_npy(row[5]), from_npz(row[6]))
+
+    def parameters_at(self, run_id: int, layer: int, version: int) -> NDArray[np.float64]:
+        """Base parameters of step ``version`` of ``layer`` (what its perturbations were added to)."""
+        row = self.db.execute("SELECT theta FROM parameters WHERE run_id=? AND layer=? AND version=?",
+                              (run_id, layer, version)).fetchone()
+        if row is None:
+            raise KeyError((layer, version))
+        return from_npy(row[0])
+
+    def measurement(self, run_id: int, layer: int, version: int) -> dict[str, Any]:
+        rows = self._rows("SELECT * FROM measurements WHERE run_id=? AND layer=? AND version=?",
+                          (run_id, layer, version))
+        if not rows:
+            raise KeyError((layer, version))
+        m = rows[0]
+        m["samples"] = from_npy(m["samples"])
+        if m["readings"] is not None:
+            m["readings"] = from_npy(m["readings"])
+        return m
+
+
+def _alive(pid: int) -> bool:
+    """False for a zombie (killed, not yet reaped by its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
 
 class StoreSink:
-    """A document sink that records a run in a :class:`RunStore`, committing as it goes."""
+    """A document sink that records a run in the run store from a writer thread.
 
-    def __init__(self, store: RunStore, kind: str, protocol_yaml: str | None, protocol_path: str | None,
-                 software_version: str) -> None:
-        self.store = store
+    Each ``step`` document is written in one transaction: the step row, its measurement (if
+    recorded), the base parameters and the checkpoint. The queue is bounded (``depth``
+    steps): when the disk falls behind, the run waits rather than drop a record. ``close``
+    drains the queue.
+
+    Args:
+        runs_dir: the store's folder.
+        kind: ``dry-run`` or ``run``.
+        protocol_yaml, protocol_path: the protocol file's text and path.
+        software_version: ffzero-lab's version.
+        resume_run: the number of a run being resumed (its row is reused).
+    """
+
+    def __init__(self, runs_dir: Path, kind: str, protocol_yaml: str | None, protocol_path: str | None,
+                 software_version: str, resume_run: int | None = None, depth: int = 256) -> None:
+        self.path = runs_dir / DB_NAME
         self.kind = kind
         self.protocol_yaml = protocol_yaml
         self.protocol_path = protocol_path
         self.software_version = software_version
-        self.run_id: int | None = None
+        self.run_id: int | None = resume_run
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=depth)
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="run-store-writer", daemon=True)
+        self._thread.start()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"the run store writer failed: {self._error}") from self._error
+        self._queue.put((name, doc))
+        if name == "start":  # callers read run_id right after the start document
+            self._started.wait(timeout=30)
+
+    def close(self) -> None:
+        """Write everything still queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError(f"the run store writer failed: {self._error}") from self._error
+
+    def _work(self) -> None:
+        db = connect(self.path)
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    break
+                try:
+                    with db:
+                        self._write(db, *item)
+                finally:
+                    if item[0] == "start":
+                        self._started.set()
+        except BaseException as exc:  # reported to the training thread at its next document
+            self._error = exc
+            self._started.set()
+            while self._queue.get() is not None:
+                pass
+        finally:
+            db.close()
+
+    def _write(self, db: sqlite3.Connection, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
-            self.run_id = self.store.begin(doc["run_uid"], self.kind, doc["protocol"], self.protocol_yaml,
-                                           self.protocol_path, self.software_version)
-        elif self.run_id is None:
+            if self.run_id is None:
+                cur = db.execute(
+                    "INSERT INTO runs(uid, name, kind, method, protocol_path, protocol_yaml, protocol_json, "
+                    "device_json, software_version, host, pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (doc["run_uid"], doc["protocol"].get("name"), self.kind, doc["protocol"].get("method"),
+                     self.protocol_path, self.protocol_yaml, json.dumps(doc["protocol"]),
+                     json.dumps(doc.get("device")), self.software_version, socket.gethostname(), os.getpid(),
+                     doc["time"]),
+                )
+                self.run_id = int(cur.lastrowid)
+            else:
+                db.execute("UPDATE runs SET resumed_at=?, resumes=resumes+1, pid=?, host=?, exit_status=NULL, "
+                           "stopped_at=NULL, reason=NULL WHERE id=?",
+                           (doc["time"], os.getpid(), socket.gethostname(), self.run_id))
             return
+        run = self.run_id
+        if name == "step":
+            db.execute("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (run, doc["layer"], doc["epoch"], doc["step"], doc["version"], doc["loss"],
+                        doc.get("accuracy"), doc["lr"], doc["evaluations"], doc["time"]))
+            record = doc.get("record") or {}
+            if "samples" in record:
+                readings = record.get("readings")
+                db.execute(
+                    "INSERT OR REPLACE INTO measurements VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run, doc["layer"], doc["version"], record.get("direction_seed"), record.get("direction_draw"),
+                     record.get("directions", 0), record.get("eps"), npy(record["samples"].astype(np.int32)),
+                     None if readings is None else npy(readings.astype(np.float32)),
+                     None if readings is None else json.dumps(list(readings.shape)),
+                     record["t_start"], record["t_end"]))
+                db.execute("INSERT OR REPLACE INTO parameters VALUES (?,?,?,?)",
+                           (run, doc["layer"], doc["version"], npy(record["base"])))
+            if "checkpoint" in record:
+                c = record["checkpoint"]
+                db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
+                           (run, doc["layer"], doc["epoch"], doc["step"], doc["version"], doc["evaluations"],
+                            npy(c["theta"]), npz(c["optimizer"]), doc["time"]))
         elif name == "epoch":
-            self.store.add_epoch(self.run_id, doc)
+            db.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?,?,?,?)",
+                       (run, doc["layer"], doc["epoch"], doc["loss"], doc.get("test_accuracy"),
+                        doc["evaluations"], doc.get("evaluations_per_s"), doc["time"]))
         elif name == "arrays":
-            self.store.add_arrays(self.run_id, doc["arrays"])
+            db.executemany("INSERT OR REPLACE INTO arrays VALUES (?,?,?,?,?)",
+                           [(run, k, str(np.asarray(a).dtype), json.dumps(list(np.shape(a))), npy(a))
+                            for k, a in doc["arrays"].items()])
         elif name == "stop":
-            self.store.finish(self.run_id, doc)
+            db.execute(
+                "UPDATE runs SET stopped_at=?, exit_status=?, reason=?, test_accuracy=?, layer_accuracy=?, "
+                "evaluations=?, wall_s=? WHERE id=?",
+                (doc["time"], doc["exit_status"], doc.get("reason"), doc.get("test_accuracy"),
+                 json.dumps(doc["layer_accuracy"]) if doc.get("layer_accuracy") is not None else None,
+                 doc.get("evaluations"), doc.get("wall_s"), run))

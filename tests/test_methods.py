@@ -64,7 +64,8 @@ def test_local_ad_loss_and_gradient_match_the_device() -> None:
     est = LocalAD(orch.network, 0, split, split, orch.prototypes[0], p.train, True)
     batch = np.arange(20)
     theta = layer.get_parameters()
-    loss, grad, _ = est.loss_and_gradient(theta, batch)
+    result = est.loss_and_gradient(theta, batch, 0)
+    loss, grad = result.loss, result.grad
 
     def numpy_loss(t: np.ndarray) -> float:
         taps = layer.evaluate(split.x[batch], t[None])
@@ -88,7 +89,8 @@ def test_global_ad_twin_equals_the_device_network() -> None:
     split = Split(orch.x_train, orch.y_train)
     est = GlobalAD(orch.network, split, split, 10, p.train)
     batch = np.arange(30)
-    loss, grad, _ = est.loss_and_gradient(est.parameters(), batch)
+    result = est.loss_and_gradient(est.parameters(), batch, 0)
+    loss, grad = result.loss, result.grad
     taps = orch.network.all_taps(split.x[batch])[-1]
     expected = cross_entropy(readout_logits(taps, 10, p.train), split.y[batch])
     assert loss == pytest.approx(float(expected), rel=1e-10)
@@ -99,7 +101,7 @@ def test_global_dd_settings_reach_every_layer() -> None:
     p = protocol("bp-dd", device="mesh")
     orch = built(p)
     split = Split(orch.x_train, orch.y_train)
-    est = GlobalDD(orch.network, split, split, 10, p.train, np.random.SeedSequence(0))
+    est = GlobalDD(orch.network, split, split, 10, p.train, 0)
     theta = est.parameters()
     taps = orch.network.propagate_settings(split.x[:8], est.split(theta[None]))
     np.testing.assert_allclose(taps[0], orch.network.all_taps(split.x[:8])[-1], atol=1e-12)
