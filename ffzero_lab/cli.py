@@ -66,10 +66,13 @@ Publish = Annotated[
     Optional[str],
     typer.Option("--publish", help="Publish the run's documents on a ZMQ PUB socket, e.g. tcp://127.0.0.1:5577."),
 ]
+WaitSubscribers = Annotated[
+    int, typer.Option("--wait-subscribers", help="With --publish: wait (5 s at most) for this many monitors first.")
+]
 
 
 def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool, quiet: bool,
-             publish: str | None, resume: Resume | None = None, run_uid: str | None = None) -> None:
+             publish: str | None, wait: int = 0, resume: Resume | None = None, run_uid: str | None = None) -> None:
     """Run the orchestrator with the store, progress and publisher sinks; print the summary."""
     sinks: list[Any] = [sink]
     publisher = None
@@ -77,7 +80,7 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
         from .publisher import Publisher  # lazy: imports zmq
 
         try:
-            publisher = Publisher.bind(publish)
+            publisher = Publisher.bind(publish, wait_for_subscribers=wait)
         except UserError as exc:
             sink.close()
             raise fail(exc) from None
@@ -129,6 +132,7 @@ def dry_run(
     runs_dir: RunsDir = None,
     quiet: Quiet = False,
     publish: Publish = None,
+    wait_subscribers: WaitSubscribers = 0,
 ) -> None:
     """Train a protocol on its simulated device (no instrument is touched)."""
     try:
@@ -139,7 +143,7 @@ def dry_run(
     except UserError as exc:
         raise fail(exc) from None
     sink = StoreSink(folder, "dry-run", text, str(protocol), software_version())
-    _execute(proto, prepared, sink, as_json, quiet, publish)
+    _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers)
 
 
 @app.command("resume")
@@ -150,6 +154,7 @@ def resume(
     runs_dir: RunsDir = None,
     quiet: Quiet = False,
     publish: Publish = None,
+    wait_subscribers: WaitSubscribers = 0,
 ) -> None:
     """Continue an interrupted run from its last committed step, in its own run record."""
     folder = resolve_runs_dir(runs_dir)
@@ -177,7 +182,25 @@ def resume(
             store.close()
     sink = StoreSink(folder, row["kind"], row["protocol_yaml"], row["protocol_path"], software_version(),
                      resume_run=run_id)
-    _execute(proto, prepared, sink, as_json, quiet, publish, state, row["uid"])
+    _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
+
+
+@app.command("monitor")
+def monitor(
+    address: Annotated[str, typer.Argument(help="Where a run publishes, e.g. tcp://127.0.0.1:5577.")],
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Print every document as a JSON line, no dashboard.")] = False,
+    exit_on_stop: Annotated[bool, typer.Option("--exit-on-stop", help="Exit after the run's stop document.")] = False,
+    timeout: Annotated[
+        Optional[float], typer.Option("--timeout", help="Exit after this many seconds without a document.")
+    ] = None,
+) -> None:
+    """Watch a run live: per-layer loss and accuracy, evaluations/s, device, ETA."""
+    from .monitor import watch  # lazy: imports zmq
+
+    try:
+        watch(address, sys.stdout if jsonl else None, exit_on_stop, timeout)
+    except KeyboardInterrupt:
+        raise typer.Exit(code=0) from None
 
 
 def _when(ts: float | None) -> str:
