@@ -6,7 +6,10 @@ Every command turns bad input into one line on stderr and exit code 2; a traceba
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,6 +22,9 @@ from rich.table import Table
 from .cli_instruments import instruments_app
 from .datasets import resolve_data_dir
 from .errors import UserError
+from .contract import ParameterRangeError
+from .instruments.errors import InstrumentError
+from .network import Network
 from .orchestrator import Orchestrator, Resume
 from .progress import ProgressSink
 from .protocol import Protocol, load_protocol, parse_protocol
@@ -93,6 +99,10 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the run is recorded as failed; `ffzero-lab resume` continues it")
         raise typer.Exit(code=130) from None
+    except (UserError, ParameterRangeError, InstrumentError) as exc:
+        err.print(f"[bold red]error:[/] {exc} (the run is recorded as failed; `ffzero-lab resume` continues it)",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
     finally:
         sink.close()
         if publisher is not None:
@@ -183,6 +193,108 @@ def resume(
     sink = StoreSink(folder, row["kind"], row["protocol_yaml"], row["protocol_path"], software_version(),
                      resume_run=run_id)
     _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
+
+
+@contextmanager
+def _safe_on_exit(network: Network) -> Iterator[None]:
+    """On any exit, the rig goes to its safe state; a second Ctrl-C cannot skip that."""
+    try:
+        yield
+    finally:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            network.safe_state()
+        except Exception as exc:  # reported, never hidden: the operator must check the rig
+            err.print(f"[bold red]error:[/] could not put the rig in its safe state: {exc}", highlight=False)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+@app.command("run")
+def run(
+    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    rig: Annotated[Optional[str], typer.Option("--rig", help="Train on a rig served by 'ffzero-lab serve' at ADDRESS.")] = None,
+    keys: Annotated[Optional[Path], typer.Option("--keys", help="With --rig: folder with client.key_secret and server.key.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="With --rig: seconds to wait for each answer.")] = 30.0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a field (repeatable).")] = None,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    quiet: Quiet = False,
+    publish: Publish = None,
+    wait_subscribers: WaitSubscribers = 0,
+) -> None:
+    """Train a protocol in the lab, on a rig served by 'ffzero-lab serve'.
+
+    The protocol's device section is ignored: the rig decides what the layers are. The rig is
+    left in its safe state on any exit.
+    """
+    if rig is None:
+        raise fail(UserError("say where the instruments are: --rig ADDRESS", "run"))
+    try:
+        proto, text = load_protocol(protocol, set_ or [])
+        folder = resolve_runs_dir(runs_dir)
+        RunStore(folder).close()
+        from .remote import RemoteNetwork  # lazy: imports zmq
+
+        network = RemoteNetwork(rig, keys, timeout)
+    except UserError as exc:
+        raise fail(exc) from None
+    with _safe_on_exit(network):
+        try:
+            prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir), network)
+        except UserError as exc:
+            raise fail(exc) from None
+        sink = StoreSink(folder, "run", text, str(protocol), software_version())
+        _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command("serve")
+def serve(
+    config: Annotated[Path, typer.Argument(help="What to serve: a protocol file (its device is built and served).")],
+    bind: Annotated[str, typer.Option("--bind", help="Address to serve on.")] = "tcp://127.0.0.1:5555",
+    keys: Annotated[Optional[Path], typer.Option("--keys", help="Folder from 'ffzero-lab keys' (any bind but 127.0.0.1/::1).")] = None,
+    lease: Annotated[float, typer.Option("--lease", help="Seconds of silence after which a client is taken as lost.")] = 10.0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a field of the file (repeatable).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Serve a rig's layers over ZMQ to one trainer at a time, until Ctrl-C or SIGTERM."""
+    from .remote import RigServer  # lazy: imports zmq
+
+    try:
+        proto, _ = load_protocol(config, set_ or [])
+        network = prepare(proto, str(config), resolve_data_dir(data_dir)).network
+        server = RigServer(network, bind, keys, lease)
+    except UserError as exc:
+        raise fail(exc) from None
+    signal.signal(signal.SIGTERM, _interrupt)
+    err.print(f"serving {len(network)} layers of {proto.device.driver} on {bind}"
+              f"{' with CurveZMQ' if keys else ''}; Ctrl-C stops", highlight=False)
+    with _safe_on_exit(network):
+        try:
+            server.serve()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+
+
+@app.command("keys")
+def keys_command(folder: Annotated[Path, typer.Argument(help="Folder for the key pairs.")]) -> None:
+    """Make CurveZMQ key pairs for 'serve --keys' (server) and 'run --rig --keys' (client)."""
+    from .remote import make_keys
+
+    try:
+        paths = make_keys(folder)
+    except OSError as exc:
+        raise fail(UserError(f"cannot write keys: {exc}", str(folder))) from None
+    for what, path in paths.items():
+        out.print(f"{what}: {path}", highlight=False)
+    out.print("copy client.key_secret and server.key to the trainer's machine; keep the rest on the rig")
 
 
 @app.command("monitor")

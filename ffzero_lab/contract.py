@@ -174,6 +174,12 @@ class PhysicalLayer(ABC):
         """
         return None
 
+    def safe_state(self) -> None:
+        """Put the device in its safe state (heaters to their safe values). Default: nothing.
+
+        Called when a run ends, fails or is interrupted, and when a remote client is lost.
+        """
+
     def state(self) -> dict[str, NDArray[np.generic]]:
         """Arrays that, with the parameters, define the device (e.g. fabrication errors).
 

@@ -52,6 +52,17 @@ class Network:
         stage = self.stages[index] if index < len(self.stages) else None
         return outputs if stage is None else stage(outputs)
 
+    def safe_state(self) -> None:
+        """Every layer to its safe state; every layer is tried even if one fails (first error raised)."""
+        errors = []
+        for layer in self.layers:
+            try:
+                layer.safe_state()
+            except Exception as exc:  # keep going: the other heaters must still be made safe
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
     def layer_inputs(self, layer: int, inputs: NDArray[np.generic], chunk: int = 4096) -> NDArray[np.generic]:
         """Input signal of ``layer`` for every sample, with the layers before it as they are.
 

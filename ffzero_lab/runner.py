@@ -50,8 +50,8 @@ def build_network(protocol: Protocol, source: str, in_features: int, seeds: RunS
         raise ConfigError(str(exc), source, "network") from None
 
 
-def prepare(protocol: Protocol, source: str, data_dir: Path | None) -> Prepared:
-    """Load the data set and build the network for a protocol."""
+def prepare(protocol: Protocol, source: str, data_dir: Path | None, network: Network | None = None) -> Prepared:
+    """Load the data set and build the network for a protocol (or take the one given: a rig)."""
     try:
         dataset = load_dataset(protocol.data.set, data_dir)
     except DataError as exc:
@@ -63,7 +63,11 @@ def prepare(protocol: Protocol, source: str, data_dir: Path | None) -> Prepared:
             raise ConfigError("sizes must be >= 1", source, "data.resize")
         dataset = resize(dataset, protocol.data.resize)
     seeds = RunSeeds.from_seed(protocol.seed)
-    network = build_network(protocol, source, dataset.features, seeds)
+    if network is None:
+        network = build_network(protocol, source, dataset.features, seeds)
+    elif network.in_features != dataset.features:
+        raise ConfigError(f"the data has {dataset.features} features but the rig takes {network.in_features} inputs",
+                          source, "data")
     return Prepared(protocol, network, dataset, seeds)
 
 
