@@ -165,9 +165,12 @@ def resume(
     quiet: Quiet = False,
     publish: Publish = None,
     wait_subscribers: WaitSubscribers = 0,
+    rig: Annotated[Optional[str], typer.Option("--rig", help="For a run trained on a served rig: its address.")] = None,
+    keys: Annotated[Optional[Path], typer.Option("--keys", help="With --rig: the client's key folder.")] = None,
 ) -> None:
     """Continue an interrupted run from its last committed step, in its own run record."""
     folder = resolve_runs_dir(runs_dir)
+    network: Network | None = None
     try:
         store = RunStore(folder)
         run_id = store.find(run)
@@ -175,8 +178,14 @@ def resume(
         source = f"run {run_id}"
         if summary.status in ("complete", "running"):
             raise UserError(f"the run is {summary.status}; only an incomplete or failed run can be resumed", source)
+        if row["kind"] == "run" and rig is None:
+            raise UserError("this run trained on a rig: give --rig ADDRESS (and --keys DIR)", source)
         proto = parse_protocol(json.loads(row["protocol_json"]), source)
-        prepared = prepare(proto, source, resolve_data_dir(data_dir))
+        if rig is not None:
+            from .remote import RemoteNetwork  # lazy: imports zmq
+
+            network = RemoteNetwork(rig, keys)
+        prepared = prepare(proto, source, resolve_data_dir(data_dir), network)
         checkpoint = store.checkpoint(run_id)
         state = None
         if checkpoint is not None:
@@ -186,13 +195,19 @@ def resume(
                       and s["step"] <= checkpoint.step]
             state = Resume(checkpoint, losses)
     except UserError as exc:
+        if network is not None:
+            network.safe_state()
         raise fail(exc) from None
     finally:
         if "store" in locals():
             store.close()
     sink = StoreSink(folder, row["kind"], row["protocol_yaml"], row["protocol_path"], software_version(),
                      resume_run=run_id)
-    _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
+    if network is None:
+        _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
+        return
+    with _safe_on_exit(network):
+        _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
 
 
 @contextmanager
@@ -377,6 +392,10 @@ def runs_show(
                       f"{e['evaluations_per_s']:,.0f}" if e["evaluations_per_s"] else "-")
     out.print(table)
     out.print("arrays: " + ", ".join(arrays))
+
+
+from .cli_runs import register as register_runs_commands  # noqa: E402  (cli_runs imports this module)
+register_runs_commands(app, runs_app)
 
 
 def main() -> None:

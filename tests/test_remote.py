@@ -157,3 +157,17 @@ def test_lost_client_leaves_the_rig_safe_and_free() -> None:
     finally:
         thread.join()
         server.close()
+
+
+def test_resuming_a_rig_run_needs_the_rig(tmp_path: Path) -> None:
+    from ffzero_lab.runstore import StoreSink
+
+    code = ("import os, sys; from pathlib import Path\n"
+            "from ffzero_lab.runstore import StoreSink\n"
+            f"s = StoreSink(Path({str(tmp_path)!r}), 'run', None, None, '0')\n"
+            "s('start', {'run_uid': 'abc', 'time': 1.0, 'protocol': {'name': 'x', 'method': 'ff-dd'}})\n"
+            "s.close(); os._exit(0)\n")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+    result = runner.invoke(app, ["resume", "1", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--rig" in result.stderr
+    assert StoreSink  # imported for the reader: the row above is what a killed rig run leaves
