@@ -160,8 +160,7 @@ def test_lost_client_leaves_the_rig_safe_and_free() -> None:
 
 
 def test_resuming_a_rig_run_needs_the_rig(tmp_path: Path) -> None:
-    from ffzero_lab.runstore import StoreSink
-
+    """A killed rig run (its row as a killed process leaves it) does not resume on a simulator."""
     code = ("import os, sys; from pathlib import Path\n"
             "from ffzero_lab.runstore import StoreSink\n"
             f"s = StoreSink(Path({str(tmp_path)!r}), 'run', None, None, '0')\n"
@@ -170,4 +169,3 @@ def test_resuming_a_rig_run_needs_the_rig(tmp_path: Path) -> None:
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
     result = runner.invoke(app, ["resume", "1", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2 and "--rig" in result.stderr
-    assert StoreSink  # imported for the reader: the row above is what a killed rig run leaves
