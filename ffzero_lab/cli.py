@@ -282,8 +282,11 @@ def serve(
 
     try:
         proto, _ = load_protocol(config, set_ or [])
-        network = prepare(proto, str(config), resolve_data_dir(data_dir)).network
-        server = RigServer(network, bind, keys, lease)
+        prepared = prepare(proto, str(config), resolve_data_dir(data_dir))
+        network = prepared.network
+        description = network.description or {"driver": proto.device.driver, "settings": proto.device.settings,
+                                               "seed": prepared.seeds.device, "file": str(config)}
+        server = RigServer(network, bind, keys, lease, description=description)
     except UserError as exc:
         raise fail(exc) from None
     signal.signal(signal.SIGTERM, _interrupt)

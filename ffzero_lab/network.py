@@ -10,6 +10,7 @@ trainer then evaluates layer l alone, so frozen layers are never re-evaluated pe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +40,9 @@ class Network:
                 )
         self.layers = list(layers)
         self.stages = list(stages)
+        #: What the network runs on, for the run record (e.g. a rig's address and instrument
+        #: identities); None means the protocol's device section says it all.
+        self.description: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.layers)

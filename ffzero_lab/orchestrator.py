@@ -276,8 +276,9 @@ class Orchestrator:
         self._emit(
             "start",
             {"protocol": self.protocol.model_dump(mode="json"),
-             "device": {"driver": self.protocol.device.driver, "settings": self.protocol.device.settings,
-                        "seed": self.seeds.device},
+             "device": self.network.description or {"driver": self.protocol.device.driver,
+                                                    "settings": self.protocol.device.settings,
+                                                    "seed": self.seeds.device},
              "resumed": self.resume is not None,
              "layers": [{"n_params": layer.n_params, "ports": layer.ports} for layer in self.network.layers],
              "steps_per_epoch": -(-self.x_train.shape[0] // t.batch_size),

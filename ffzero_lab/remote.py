@@ -97,11 +97,12 @@ class RigServer:
     """
 
     def __init__(self, network: Network, address: str, keys: Path | None = None, lease_s: float = 10.0,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, description: dict[str, Any] | None = None) -> None:
         if needs_keys(address) and keys is None:
             raise UserError(f"serving on {address} needs CurveZMQ keys (--keys DIR; make them with 'ffzero-lab keys')",
                             "--bind")
         self.network = network
+        self.description = description or network.description or {}
         self.lease_s = lease_s
         self.context = context or zmq.Context.instance()
         self.owner: str | None = None
@@ -156,7 +157,8 @@ class RigServer:
             return {"ok": True, "layers": [
                 {"in_features": layer.in_features, "ports": layer.ports, "out_features": layer.out_features,
                  "names": list(layer.bounds.names) if layer.bounds.names else None}
-                for layer in self.network.layers], "stages": [s is not None for s in self.network.stages]}, [
+                for layer in self.network.layers], "stages": [s is not None for s in self.network.stages],
+                "description": self.description}, [
                 frame for layer in self.network.layers
                 for frame in (_npy(layer.bounds.lower), _npy(layer.bounds.upper), _npy(layer.bounds.periodic))]
         if self.owner is not None and self.owner != client:
@@ -285,6 +287,7 @@ class RemoteNetwork(Network):
             layers.append(RemoteLayer(self.client, i, layer, ParameterBounds(lower, upper, periodic, names)))
         stages = [RemoteStage(self.client, i) if present else None for i, present in enumerate(info["stages"])]
         super().__init__(layers, stages)
+        self.description = {"rig": address, "curve": keys is not None, "served": info.get("description") or {}}
 
     def safe_state(self) -> None:
         try:

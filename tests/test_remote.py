@@ -169,3 +169,18 @@ def test_resuming_a_rig_run_needs_the_rig(tmp_path: Path) -> None:
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
     result = runner.invoke(app, ["resume", "1", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2 and "--rig" in result.stderr
+
+
+def test_a_rig_run_records_what_it_ran_on(tmp_path: Path) -> None:
+    import sqlite3
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    server = start_server(address)
+    try:
+        result = runner.invoke(app, ["run", QUICK, "--rig", address, *TRAIN_SETS, "--runs-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+    finally:
+        stop(server)
+    with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+        device = json.loads(db.execute("SELECT device_json FROM runs").fetchone()[0])
+    assert device["rig"] == address and device["served"]["driver"] == "neurophox-mesh"
