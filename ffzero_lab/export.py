@@ -133,6 +133,8 @@ def export_run(store: RunStore, run_id: int, fmt: str, output: Path | None = Non
     path = output if output is not None else default_output(run_id, fmt)
     if fmt != "csv" and path.is_dir():
         raise UserError("is a folder; name a file", str(path))
+    if fmt == "csv" and path.exists() and not path.is_dir():
+        raise UserError("is a file; a csv export is a folder", str(path))
     try:
         {"csv": _write_csv, "npz": _write_npz, "netcdf": _write_netcdf}[fmt](store, run_id, path)
     except OSError as exc:

@@ -8,19 +8,21 @@ Three PNG files, ``run-<id>-<what>.png``:
 * ``accuracy``: each layer's own test accuracy after every epoch (a BP method's readout as
   "network").
 * ``taps`` (FF methods, with readings recorded): tap readings against prototypes, one row per
-  layer, from the layer's last step with readings. Left: the layer's prototypes ``(C, ports)``.
-  Right: the mean, per class, of that step's readings (all 2K perturbed settings, each of the B
-  samples), each reading centred over its ports first if the protocol's goodness is centred and
-  scaled to unit length, so that its dot product with a prototype is its goodness. A class is a
-  sample's label when the run's data set can be loaded (labels are not stored; the recorded
-  sample indices pick them from the training set), else the class the reading's goodness
-  predicts. Row labels give the readings per class and the cosine of the class's mean reading
-  with its prototype: near 1 where the layer has learnt to point that class at its prototype.
+  layer, from the last epoch of the layer that has readings recorded. Left: the layer's
+  prototypes ``(C, ports)``. Right: the mean, per class, of that epoch's readings (every step,
+  all 2K perturbed settings of each of its B samples: every training sample 2K times, the
+  parameters moving on as the epoch goes), each reading centred over its ports first if the
+  protocol's goodness is centred and scaled to unit length, so that its dot product with a
+  prototype is its goodness. A class is a sample's label when the run's data set can be loaded
+  (labels are not stored; the recorded sample indices pick them from the training set), else
+  the class the reading's goodness predicts. Row labels give the readings per class and the
+  cosine of the class's mean reading with its prototype: near 1 where the layer has learnt to
+  point that class at its prototype.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,7 @@ class TapSummary:
 
     Attributes:
         layer: the layer.
-        version: the step the readings were taken at.
+        epoch: the epoch the readings were taken in.
         prototypes: ``(C, P)`` unit prototypes.
         means: ``(C, P)`` mean unit (centred) reading per class; NaN for a class with none.
         counts: ``(C,)`` readings per class.
@@ -65,7 +67,7 @@ class TapSummary:
     """
 
     layer: int
-    version: int
+    epoch: int
     prototypes: NDArray[np.float64]
     means: NDArray[np.float64]
     counts: NDArray[np.int64]
@@ -73,34 +75,45 @@ class TapSummary:
     by_label: bool
 
 
-def tap_summary(readings: NDArray[np.floating], prototypes: NDArray[np.floating], centred: bool,
-                labels: NDArray[np.integer] | None = None, layer: int = 0, version: int = 0) -> TapSummary:
-    """Group one step's readings by class (see the module docstring).
+def class_sums(readings: NDArray[np.floating], prototypes: NDArray[np.floating], centred: bool,
+               labels: NDArray[np.integer] | None = None) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Sum and number of one step's unit readings per class (see the module docstring).
 
     Args:
         readings: ``(2K, B, P)`` (DD) or ``(B, P)`` (AD) tap readings, any unit.
         prototypes: ``(C, P)`` unit prototypes.
         centred: centre each reading over its ports (the protocol's ``goodness.centre``).
         labels: ``(B,)`` the samples' classes; None groups by the predicted class.
+
+    Returns:
+        ``(C, P)`` sums of unit readings and ``(C,)`` counts.
     """
     p = np.asarray(prototypes, dtype=np.float64)
     z = np.asarray(readings, dtype=np.float64)
     z = z.reshape(-1, *z.shape[-2:])  # (S, B, P)
     z = centre_taps(z) if centred else z
     z = z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), _TINY)
-    if labels is None:
-        classes = (z @ p.T).argmax(-1)  # (S, B)
-    else:
-        classes = np.broadcast_to(np.asarray(labels), z.shape[:2])
+    classes = (z @ p.T).argmax(-1) if labels is None else np.broadcast_to(np.asarray(labels), z.shape[:2])
     flat, cls = z.reshape(-1, z.shape[-1]), classes.reshape(-1)
-    n_classes = p.shape[0]
-    counts = np.bincount(cls, minlength=n_classes)[:n_classes].astype(np.int64)
+    keep = cls < p.shape[0]
     sums = np.zeros_like(p)
-    np.add.at(sums, cls[cls < n_classes], flat[cls < n_classes])
+    np.add.at(sums, cls[keep], flat[keep])
+    return sums, np.bincount(cls[keep], minlength=p.shape[0]).astype(np.int64)
+
+
+def tap_summary(steps: Iterable[tuple[NDArray[np.floating], NDArray[np.integer] | None]],
+                prototypes: NDArray[np.floating], centred: bool, layer: int = 0, epoch: int = 0) -> TapSummary:
+    """Mean unit reading per class over ``steps``: ``(readings, labels or None)`` pairs as
+    :func:`class_sums` takes them (all with labels, or all without)."""
+    p = np.asarray(prototypes, dtype=np.float64)
+    sums, counts, by_label = np.zeros_like(p), np.zeros(p.shape[0], dtype=np.int64), True
+    for readings, labels in steps:
+        s, n = class_sums(readings, p, centred, labels)
+        sums, counts, by_label = sums + s, counts + n, labels is not None
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / counts[:, None]
         cosine = np.einsum("cp,cp->c", means, p) / np.linalg.norm(means, axis=-1)
-    return TapSummary(layer, version, p, means, counts, cosine, labels is not None)
+    return TapSummary(layer, epoch, p, means, counts, cosine, by_label)
 
 
 def training_labels(protocol: dict[str, Any], data_dir: Path | None) -> NDArray[np.int64] | None:
@@ -113,17 +126,23 @@ def training_labels(protocol: dict[str, Any], data_dir: Path | None) -> NDArray[
     return dataset.y_train[: protocol["data"].get("train_limit")]
 
 
-def last_readings(store: RunStore, run_id: int, steps: Sequence[dict[str, Any]],
-                  layer: int) -> tuple[int, NDArray[np.float32], NDArray[np.int32]] | None:
-    """``(version, readings, samples)`` of ``layer``'s last step with recorded readings, or None."""
-    for version in sorted((s["version"] for s in steps if s["layer"] == layer), reverse=True):
-        try:
-            m = store.measurement(run_id, layer, version)
-        except KeyError:
-            continue
-        if m["readings"] is not None:
-            return version, m["readings"], m["samples"]
-    return None
+def last_epoch_readings(store: RunStore, run_id: int, steps: Sequence[dict[str, Any]],
+                        layer: int) -> tuple[int, list[tuple[NDArray[np.float32], NDArray[np.int32]]]]:
+    """``(epoch, [(readings, samples) per step])`` of ``layer``'s last epoch with readings
+    recorded (``(-1, [])`` if none)."""
+    for epoch in sorted({s["epoch"] for s in steps if s["layer"] == layer}, reverse=True):
+        found = []
+        for s in steps:
+            if s["layer"] == layer and s["epoch"] == epoch:
+                try:
+                    m = store.measurement(run_id, layer, s["version"])
+                except KeyError:
+                    continue
+                if m["readings"] is not None:
+                    found.append((m["readings"], m["samples"]))
+        if found:
+            return epoch, found
+    return -1, []
 
 
 def tap_summaries(store: RunStore, run_id: int, data_dir: Path | None = None) -> list[TapSummary]:
@@ -137,17 +156,15 @@ def tap_summaries(store: RunStore, run_id: int, data_dir: Path | None = None) ->
     layers = sorted(int(n.split("/")[1]) for n in store.array_names(run_id) if n.startswith("prototypes/"))
     out = []
     for layer in layers:
-        found = last_readings(store, run_id, steps, layer)
-        if found is None:
+        epoch, found = last_epoch_readings(store, run_id, steps, layer)
+        if not found:
             continue
-        version, readings, samples = found
         if not loaded:
             labels, loaded = training_labels(protocol, data_dir), True
-        ok = labels is not None and samples.size and int(samples.max()) < labels.shape[0]
-        out.append(tap_summary(readings, store.array(run_id, f"prototypes/{layer}"), centred,
-                               labels[samples] if ok else None, layer, version))
+        usable = labels is not None and all(int(s.max(initial=0)) < labels.shape[0] for _, s in found)
+        pairs = [(r, labels[s] if usable else None) for r, s in found]
+        out.append(tap_summary(pairs, store.array(run_id, f"prototypes/{layer}"), centred, layer, epoch))
     return out
-
 
 # -- figures -----------------------------------------------------------------------------
 def _figure(width: float, height: float) -> Any:
@@ -205,11 +222,11 @@ def taps_figure(summaries: Sequence[TapSummary], title: str) -> Any:
             limit = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
             image = ax.imshow(data, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
             fig.colorbar(image, ax=ax, shrink=0.9)
-            ax.set(title=f"{layer_label(s.layer)}: {what}" + (f" (step {s.version})" if ax is right else ""),
+            ax.set(title=f"{layer_label(s.layer)}: {what}" + (f" (epoch {s.epoch})" if ax is right else ""),
                    xlabel="port", ylabel="class")
         left.set_yticks(classes, [str(c) for c in classes], fontsize="x-small")
-        right.set_yticks(classes, [f"{c}  n={n}  cos {cos:+.2f}" for c, n, cos in zip(classes, s.counts, s.cosine)],
-                         fontsize="x-small")
+        right.set_yticks(classes, [f"{c}  n={n}" + (f"  cos {cos:+.2f}" if n else "")
+                                   for c, n, cos in zip(classes, s.counts, s.cosine)], fontsize="x-small")
     return fig
 
 
