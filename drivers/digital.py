@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.contract import ParameterBounds, PhysicalLayer
+from ffzero_lab.contract import HeldParameters, ParameterBounds, PhysicalLayer
 from ffzero_lab.network import Network
 
 
@@ -34,7 +34,7 @@ class DigitalActivation(BaseModel):
     kind: Literal["relu", "tanh", "none"] = "relu"
 
 
-class DenseLayer(PhysicalLayer):
+class DenseLayer(HeldParameters, PhysicalLayer):
     """``z = x W^T + b`` with ``in_features`` inputs and ``out_features`` taps."""
 
     def __init__(self, in_features: int, out_features: int, settings: DenseSettings, seed: int | np.random.SeedSequence) -> None:
@@ -46,16 +46,6 @@ class DenseLayer(PhysicalLayer):
         b = np.zeros(out_features if settings.bias else 0)
         self._bounds = ParameterBounds.unbounded(w.size + b.size)
         self._theta = np.concatenate([w.ravel(), b])
-
-    @property
-    def bounds(self) -> ParameterBounds:
-        return self._bounds
-
-    def get_parameters(self) -> NDArray[np.float64]:
-        return self._theta.copy()
-
-    def set_parameters(self, values: NDArray[np.floating]) -> None:
-        self._theta = self._bounds.apply(values)
 
     def _split(self, settings: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
         n_w = self.in_features * self.out_features

@@ -188,6 +188,27 @@ class PhysicalLayer(ABC):
         return {}
 
 
+class HeldParameters:
+    """For layers that hold their parameters in memory (simulated and digital devices).
+
+    Provides ``bounds``, ``get_parameters`` and ``set_parameters`` from ``self._bounds`` and
+    ``self._theta``; put it before :class:`PhysicalLayer` among the bases.
+    """
+
+    _bounds: ParameterBounds
+    _theta: NDArray[np.float64]
+
+    @property
+    def bounds(self) -> ParameterBounds:
+        return self._bounds
+
+    def get_parameters(self) -> NDArray[np.float64]:
+        return self._theta.copy()
+
+    def set_parameters(self, values: NDArray[np.floating]) -> None:
+        self._theta = self._bounds.apply(values)
+
+
 @runtime_checkable
 class Stage(Protocol):
     """A fixed nonlinear stage between layers: a black box the trainer never differentiates.

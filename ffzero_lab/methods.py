@@ -159,45 +159,60 @@ class NetworkEstimator(Estimator):
         return float(np.mean(predicted == self.test.y)), self.test.x.shape[0] * len(self.network)
 
 
-class LocalDD(LayerEstimator):
+class DirectionalDerivatives:
+    """The DD step shared by ``ff-dd`` and ``bp-dd``: 2K perturbed settings, one batch, eq. 12-14.
+
+    Subclasses say how a batch of settings is scored (:meth:`score`).
+    """
+
+    config: TrainConfig
+    n: int
+
+    def _sampler(self, seed: int) -> None:
+        self.sampler = DirectionSampler(self.n, self.config.directions, seed)
+        self.direction_seed = self.sampler.seed
+
+    def score(self, settings: NDArray[np.float64], batch: NDArray[np.intp]) -> tuple[NDArray[np.float64], float, NDArray[np.float64], int]:
+        """``(loss per setting (2K,), fraction right, readings, device evaluations)``."""
+        raise NotImplementedError
+
+    def loss_and_gradient(self, theta: NDArray[np.float64], batch: NDArray[np.intp], draw: int) -> StepResult:
+        directions = self.sampler.draw(draw)
+        settings = perturbed_settings(theta, directions, self.config.eps)
+        loss, right, readings, evaluations = self.score(settings, batch)
+        return StepResult(float(loss.mean()), directional_gradient(loss, directions, self.config.eps), evaluations,
+                          right, readings, draw)
+
+
+class LocalDD(DirectionalDerivatives, LayerEstimator):
     """FFzero: directional derivatives of one layer's margin loss, 2K settings in one batch."""
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
                  prototypes: NDArray[np.float64], config: TrainConfig, centre: bool,
                  seed: int) -> None:
-        super().__init__(network, layer, train, test, prototypes, config, centre)
-        self.sampler = DirectionSampler(self.n, config.directions, seed)
-        self.direction_seed = self.sampler.seed
+        LayerEstimator.__init__(self, network, layer, train, test, prototypes, config, centre)
+        self._sampler(seed)
 
-    def loss_and_gradient(self, theta, batch, draw):
+    def score(self, settings, batch):
         c = self.config
-        directions = self.sampler.draw(draw)
-        settings = perturbed_settings(theta, directions, c.eps)
         taps = self.layer.evaluate(self.train.x[batch], settings)  # (2K, B, P)
         goodness = cosine_goodness(taps, self.prototypes, self.centre)
         y = self.train.y[batch]
         loss = margin_loss(goodness, y, c.margin, c.negative_weight, c.negatives)
-        return StepResult(float(loss.mean()), directional_gradient(loss, directions, c.eps),
-                          settings.shape[0] * batch.size, float(np.mean(goodness.argmax(-1) == y)), taps, draw)
+        return loss, float(np.mean(goodness.argmax(-1) == y)), taps, settings.shape[0] * batch.size
 
 
-class GlobalDD(NetworkEstimator):
+class GlobalDD(DirectionalDerivatives, NetworkEstimator):
     """BP+DD: directional derivatives of the readout cross-entropy over every parameter at once."""
 
     def __init__(self, network: Network, train: Split, test: Split, n_classes: int,
                  config: TrainConfig, seed: int) -> None:
-        super().__init__(network, train, test, n_classes, config)
-        self.sampler = DirectionSampler(self.n, config.directions, seed)
-        self.direction_seed = self.sampler.seed
+        NetworkEstimator.__init__(self, network, train, test, n_classes, config)
+        self._sampler(seed)
 
-    def loss_and_gradient(self, theta, batch, draw):
-        c = self.config
-        directions = self.sampler.draw(draw)
-        settings = perturbed_settings(theta, directions, c.eps)
+    def score(self, settings, batch):
         taps = self.network.propagate_settings(self.train.x[batch], self.split(settings))
         y = self.train.y[batch]
-        logits = readout_logits(taps, self.n_classes, c)
+        logits = readout_logits(taps, self.n_classes, self.config)
         loss = cross_entropy(logits, y)
-        evaluations = settings.shape[0] * batch.size * len(self.network)
-        return StepResult(float(loss.mean()), directional_gradient(loss, directions, c.eps), evaluations,
-                          float(np.mean(logits.argmax(-1) == y)), taps, draw)
+        return loss, float(np.mean(logits.argmax(-1) == y)), taps, settings.shape[0] * batch.size * len(self.network)

@@ -16,7 +16,6 @@ contract, so the orchestrator cannot tell the difference.
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
 import time
@@ -33,20 +32,12 @@ from numpy.typing import NDArray
 from .contract import ParameterBounds, ParameterRangeError, PhysicalLayer
 from .errors import UserError
 from .network import Network
+from .runstore import from_npy as _array
+from .runstore import npy as _npy
 
 SERVER_KEY = "server.key"
 CLIENT_KEY = "client.key"
 AUTHORIZED = "authorized_clients"
-
-
-def _npy(array: NDArray[np.generic]) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _array(frame: bytes) -> NDArray[np.generic]:
-    return np.load(io.BytesIO(frame), allow_pickle=False)
 
 
 def needs_keys(address: str) -> bool:

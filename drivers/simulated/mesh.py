@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.contract import ParameterBounds, PhysicalLayer
+from ffzero_lab.contract import HeldParameters, ParameterBounds, PhysicalLayer
 from ffzero_lab.network import Network
 
 from .activation import ElectroOpticActivation
@@ -150,7 +150,7 @@ class ActivationSettings(BaseModel):
     bias_phase: float = Field(0.0, description="Bias phase phi_b, radians.")
 
 
-class SimulatedMesh(PhysicalLayer):
+class SimulatedMesh(HeldParameters, PhysicalLayer):
     """One rectangular MZI mesh of ``modes`` modes.
 
     Args:
@@ -242,17 +242,6 @@ class SimulatedMesh(PhysicalLayer):
         theta[:, self._where] = settings[:, :m]
         phi[:, self._where] = settings[:, m : 2 * m]
         return theta, phi, settings[:, 2 * m :]
-
-    # -- PhysicalLayer ------------------------------------------------------------------
-    @property
-    def bounds(self) -> ParameterBounds:
-        return self._bounds
-
-    def get_parameters(self) -> NDArray[np.float64]:
-        return self._theta.copy()
-
-    def set_parameters(self, values: NDArray[np.floating]) -> None:
-        self._theta = self._bounds.apply(values)
 
     def _propagate(self, inputs: NDArray[np.generic], phases: NDArray[np.floating]) -> NDArray[np.complexfloating]:
         """Fields ``(S, B, N)`` for inputs ``(B, N)`` or ``(S, B, N)`` under chip phases ``(S, n)``."""
