@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .goodness import cosine_goodness
 from .methods import LayerEstimator, NetworkEstimator, Split, StepResult
+from .objectives import Objective
 from .network import Network
 from .protocol import TrainConfig
 
@@ -50,21 +52,30 @@ def tf_margin_loss(goodness: tf.Tensor, labels: tf.Tensor, config: TrainConfig) 
     return tf.reduce_mean(per_sample)
 
 
-def tf_readout_loss(taps: tf.Tensor, labels: tf.Tensor, n_classes: int, config: TrainConfig) -> tf.Tensor:
-    """Cross-entropy of :func:`ffzero_lab.methods.readout_logits`, batch mean."""
-    head = taps[:, :n_classes]
+def tf_local_loss(goodness: tf.Tensor, y: tf.Tensor, objective: Objective, config: TrainConfig) -> tf.Tensor:
+    """The objective's layer-local loss (margin loss, or the regression loss), batch mean."""
+    if objective.metric == "accuracy":
+        return tf_margin_loss(goodness, y, config)
+    return tf.reduce_mean(tf.reduce_sum((goodness - (2.0 * y - 1.0)) ** 2, axis=-1))
+
+
+def tf_readout_loss(taps: tf.Tensor, y: tf.Tensor, objective: Objective, config: TrainConfig) -> tf.Tensor:
+    """The BP loss of :meth:`ffzero_lab.objectives.Objective.readout_loss`, batch mean."""
+    head = taps[:, : objective.width]
     if config.readout == "power-fraction":
         head = head / tf.maximum(tf.reduce_sum(taps, axis=-1, keepdims=True), 1e-30)
-    logits = config.logit_scale * head
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    if objective.metric == "accuracy":
+        logits = config.logit_scale * head
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+    return tf.reduce_mean(tf.reduce_sum((head - y) ** 2, axis=-1))
 
 
 class LocalAD(LayerEstimator):
     """FF+AD: exact gradient of one layer's margin loss through its differentiable model."""
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool) -> None:
-        super().__init__(network, layer, train, test, prototypes, config, centre)
+                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool, objective: Objective) -> None:
+        super().__init__(network, layer, train, test, prototypes, config, centre, objective)
         model = _twin(self.layer, f"layer {layer}")
         protos = tf.constant(prototypes, dtype=tf.float64)
 
@@ -74,23 +85,25 @@ class LocalAD(LayerEstimator):
                 tape.watch(theta)
                 _, taps = model(x, theta)
                 goodness = tf_goodness(tf.cast(taps, tf.float64), protos, centre)
-                loss = tf_margin_loss(goodness, y, config)
-            return loss, tape.gradient(loss, theta), taps, tf.argmax(goodness, axis=-1)
+                loss = tf_local_loss(goodness, y, objective, config)
+            return loss, tape.gradient(loss, theta), taps
 
         self._step = step
 
     def loss_and_gradient(self, theta, batch, draw):
         y = self.train.y[batch]
-        loss, grad, taps, predicted = self._step(tf.constant(self.train.x[batch]), tf.constant(y), tf.constant(theta))
-        return StepResult(float(loss), np.asarray(grad, dtype=np.float64), int(batch.size),
-                          float(np.mean(predicted.numpy() == y)), taps.numpy())
+        loss, grad, taps = self._step(tf.constant(self.train.x[batch]), tf.constant(y), tf.constant(theta))
+        taps = taps.numpy()
+        right = self.objective.score(
+            self.objective.local_predict(cosine_goodness(taps, self.prototypes, self.centre)), y)
+        return StepResult(float(loss), np.asarray(grad, dtype=np.float64), int(batch.size), right, taps)
 
 
 class GlobalAD(NetworkEstimator):
     """BP+AD: exact gradient of the readout cross-entropy through the whole network."""
 
-    def __init__(self, network: Network, train: Split, test: Split, n_classes: int, config: TrainConfig) -> None:
-        super().__init__(network, train, test, n_classes, config)
+    def __init__(self, network: Network, train: Split, test: Split, objective: Objective, config: TrainConfig) -> None:
+        super().__init__(network, train, test, objective, config)
         models = [_twin(layer, f"layer {i}") for i, layer in enumerate(network.layers)]
         stages = [None if s is None else _twin(s, f"the stage after layer {i}") for i, s in enumerate(network.stages)]
         bounds = np.cumsum([0, *self.sizes])
@@ -104,13 +117,15 @@ class GlobalAD(NetworkEstimator):
                     signal, taps = model(signal, theta[bounds[i] : bounds[i + 1]])
                     if i < len(stages) and stages[i] is not None:
                         signal = stages[i](signal)
-                loss = tf_readout_loss(tf.cast(taps, tf.float64), y, n_classes, config)
-            return loss, tape.gradient(loss, theta), taps, tf.argmax(taps[:, :n_classes], axis=-1)
+                loss = tf_readout_loss(tf.cast(taps, tf.float64), y, objective, config)
+            return loss, tape.gradient(loss, theta), taps
 
         self._step = step
 
     def loss_and_gradient(self, theta, batch, draw):
         y = self.train.y[batch]
-        loss, grad, taps, predicted = self._step(tf.constant(self.train.x[batch]), tf.constant(y), tf.constant(theta))
+        loss, grad, taps = self._step(tf.constant(self.train.x[batch]), tf.constant(y), tf.constant(theta))
+        taps = taps.numpy()
+        right = self.objective.score(self.objective.readout_predict(taps, self.config), y)
         return StepResult(float(loss), np.asarray(grad, dtype=np.float64), int(batch.size) * len(self.network),
-                          float(np.mean(predicted.numpy() == y)), taps.numpy())
+                          right, taps)

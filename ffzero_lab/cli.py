@@ -19,6 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_hardware import check_rig_setpoints, device_seed, is_instruments_file, open_rig
+from .cli_hardware import register as register_hardware_commands
 from .cli_instruments import instruments_app
 from .datasets import resolve_data_dir
 from .errors import UserError
@@ -41,6 +43,7 @@ app = typer.Typer(
 runs_app = typer.Typer(help="Recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(instruments_app, name="instruments")
+register_hardware_commands(app)
 
 # Piped output (a log file, CI) gets a wide console rather than rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -108,26 +111,26 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
         if publisher is not None:
             publisher.close()
     run_id = sink.run_id
-    table = Table(title="test accuracy", title_justify="left")
+    r2 = result.metric == "r2"
+    table = Table(title="test R^2" if r2 else "test accuracy", title_justify="left")
     table.add_column("layer", justify="right")
-    table.add_column("accuracy", justify="right")
+    table.add_column("R^2" if r2 else "accuracy", justify="right")
     for i, acc in enumerate(result.layer_accuracy):
         table.add_row(str(i), "-" if acc is None else f"{acc:.4f}")
-    table.add_row("[bold]voted[/]" if proto.method.startswith("ff") else "[bold]readout[/]",
-                  f"[bold]{result.test_accuracy:.4f}[/]")
+    final = "readout" if proto.method.startswith("bp") else ("last layer" if r2 else "voted")
+    table.add_row(f"[bold]{final}[/]", f"[bold]{result.test_accuracy:.4f}[/]")
     console = err if as_json else out
     console.print(f"[bold]run {run_id}[/] ({result.run_uid[:8]}) {proto.method} on {proto.device.driver}: "
                   f"{result.evaluations:,} device evaluations in {result.wall_s:.1f} s", highlight=False)
     console.print(table)
     if as_json:
-        summary = {
-            "run_id": run_id,
-            "run_uid": result.run_uid,
-            "test_accuracy": result.test_accuracy,
-            "layer_accuracy": result.layer_accuracy,
-            "evaluations": result.evaluations,
-            "wall_s": result.wall_s,
-        }
+        summary: dict[str, Any] = {"run_id": run_id, "run_uid": result.run_uid, "metric": result.metric}
+        if r2:
+            summary.update(test_accuracy=None, layer_accuracy=None, r2=result.test_accuracy,
+                           layer_r2=result.layer_accuracy)
+        else:
+            summary.update(test_accuracy=result.test_accuracy, layer_accuracy=result.layer_accuracy)
+        summary.update(evaluations=result.evaluations, wall_s=result.wall_s)
         sys.stdout.write(json.dumps(summary) + "\n")
 
 
@@ -229,6 +232,7 @@ def _safe_on_exit(network: Network) -> Iterator[None]:
 def run(
     protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
     rig: Annotated[Optional[str], typer.Option("--rig", help="Train on a rig served by 'ffzero-lab serve' at ADDRESS.")] = None,
+    instruments: Annotated[Optional[Path], typer.Option("--instruments", help="Train on the rig this instruments.yaml describes, through its drivers.")] = None,
     keys: Annotated[Optional[Path], typer.Option("--keys", help="With --rig: folder with client.key_secret and server.key.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="With --rig: seconds to wait for each answer.")] = 30.0,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a field (repeatable).")] = None,
@@ -239,29 +243,39 @@ def run(
     publish: Publish = None,
     wait_subscribers: WaitSubscribers = 0,
 ) -> None:
-    """Train a protocol in the lab, on a rig served by 'ffzero-lab serve'.
+    """Train a protocol in the lab: on a rig served by 'ffzero-lab serve' (--rig) or through instruments.yaml (--instruments).
 
-    The protocol's device section is ignored: the rig decides what the layers are. The rig is
-    left in its safe state on any exit.
+    The protocol's device section is ignored: the rig decides what the layers are. With
+    --instruments every set-point the run can reach is checked against the limits and the power
+    budget before anything is written. The rig is left in its safe state on any exit.
     """
-    if rig is None:
-        raise fail(UserError("say where the instruments are: --rig ADDRESS", "run"))
+    if (rig is None) == (instruments is None):
+        raise fail(UserError("say where the instruments are: --rig ADDRESS or --instruments FILE (one of them)", "run"))
     try:
         proto, text = load_protocol(protocol, set_ or [])
         folder = resolve_runs_dir(runs_dir)
         RunStore(folder).close()
-        from .remote import RemoteNetwork  # lazy: imports zmq
+        if instruments is not None:
+            network = open_rig(instruments, device_seed(proto))
+        else:
+            from .remote import RemoteNetwork  # lazy: imports zmq
 
-        network = RemoteNetwork(rig, keys, timeout)
-    except UserError as exc:
+            network = RemoteNetwork(rig, keys, timeout)
+    except (UserError, InstrumentError) as exc:
         raise fail(exc) from None
-    with _safe_on_exit(network):
-        try:
-            prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir), network)
-        except UserError as exc:
-            raise fail(exc) from None
-        sink = StoreSink(folder, "run", text, str(protocol), software_version())
-        _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers)
+    try:
+        with _safe_on_exit(network):
+            try:
+                prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir), network)
+                if instruments is not None:
+                    check_rig_setpoints(network, instruments, proto, prepared, str(protocol))
+            except UserError as exc:
+                raise fail(exc) from None
+            sink = StoreSink(folder, "run", text, str(protocol), software_version())
+            _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers)
+    finally:
+        if instruments is not None:
+            network.close()
 
 
 def _interrupt(*_: object) -> None:
@@ -270,7 +284,7 @@ def _interrupt(*_: object) -> None:
 
 @app.command("serve")
 def serve(
-    config: Annotated[Path, typer.Argument(help="What to serve: a protocol file (its device is built and served).")],
+    config: Annotated[Path, typer.Argument(help="What to serve: a protocol file (its device is built and served) or an instruments.yaml (its rig).")],
     bind: Annotated[str, typer.Option("--bind", help="Address to serve on.")] = "tcp://127.0.0.1:5555",
     keys: Annotated[Optional[Path], typer.Option("--keys", help="Folder from 'ffzero-lab keys' (any bind but 127.0.0.1/::1).")] = None,
     lease: Annotated[float, typer.Option("--lease", help="Seconds of silence after which a client is taken as lost.")] = 10.0,
@@ -280,25 +294,41 @@ def serve(
     """Serve a rig's layers over ZMQ to one trainer at a time, until Ctrl-C or SIGTERM."""
     from .remote import RigServer  # lazy: imports zmq
 
+    hardware = is_instruments_file(config)
+    network: Network | None = None
     try:
-        proto, _ = load_protocol(config, set_ or [])
-        prepared = prepare(proto, str(config), resolve_data_dir(data_dir))
-        network = prepared.network
-        description = network.description or {"driver": proto.device.driver, "settings": proto.device.settings,
-                                               "seed": prepared.seeds.device, "file": str(config)}
+        if hardware:
+            network = open_rig(config, 0)
+            check_rig_setpoints(network, config)
+            what = f"the rig of {config}"
+            description = {"instruments": str(config), "rig": network.config.name,
+                           "calibration": str(network.config.calibration)}
+        else:
+            proto, _ = load_protocol(config, set_ or [])
+            prepared = prepare(proto, str(config), resolve_data_dir(data_dir))
+            network = prepared.network
+            what = proto.device.driver
+            description = network.description or {"driver": proto.device.driver, "settings": proto.device.settings,
+                                                   "seed": prepared.seeds.device, "file": str(config)}
         server = RigServer(network, bind, keys, lease, description=description)
-    except UserError as exc:
+    except (UserError, InstrumentError) as exc:
+        if hardware and network is not None:
+            network.close()
         raise fail(exc) from None
     signal.signal(signal.SIGTERM, _interrupt)
-    err.print(f"serving {len(network)} layers of {proto.device.driver} on {bind}"
+    err.print(f"serving {len(network)} layers of {what} on {bind}"
               f"{' with CurveZMQ' if keys else ''}; Ctrl-C stops", highlight=False)
-    with _safe_on_exit(network):
-        try:
-            server.serve()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.close()
+    try:
+        with _safe_on_exit(network):
+            try:
+                server.serve()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                server.close()
+    finally:
+        if hardware:
+            network.close()
 
 
 @app.command("keys")
@@ -399,6 +429,8 @@ def runs_show(
 
 from .cli_runs import register as register_runs_commands  # noqa: E402  (cli_runs imports this module)
 register_runs_commands(app, runs_app)
+from .cli_sweep import register as register_sweep_command  # noqa: E402  (cli_sweep imports this module)
+register_sweep_command(app)
 
 
 def main() -> None:

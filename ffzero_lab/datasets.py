@@ -35,23 +35,37 @@ class Dataset:
     Attributes:
         name: the set's name.
         x_train, x_test: ``(samples, features)`` float64 in [0, 1].
-        y_train, y_test: ``(samples,)`` int64 class labels.
-        n_classes: C.
-        image_shape: (height, width) of one sample.
+        y_train, y_test: ``(samples,)`` int64 class labels, or for regression ``(samples, D)``
+            float64 targets min-max normalised to [0, 1] (by the training split's range).
+        n_classes: C (0 for regression).
+        image_shape: (height, width) of one sample; (1, features) for tabular data.
+        task: ``classification`` or ``regression``.
     """
 
     name: str
     x_train: NDArray[np.float64]
-    y_train: NDArray[np.int64]
+    y_train: NDArray[np.generic]
     x_test: NDArray[np.float64]
-    y_test: NDArray[np.int64]
+    y_test: NDArray[np.generic]
     n_classes: int
     image_shape: tuple[int, int]
+    task: str = "classification"
 
     @property
     def features(self) -> int:
         """Features per sample."""
         return int(self.x_train.shape[1])
+
+    @property
+    def width(self) -> int:
+        """Prototypes a layer needs: C classes, or D label dimensions."""
+        return self.n_classes if self.task == "classification" else int(self.y_train.shape[1])
+
+    def as_scalar_regression(self) -> "Dataset":
+        """The class label read as a number, min-max normalised to [0, 1] (e.g. MNIST 0-9)."""
+        top = float(max(self.y_train.max(), 1))
+        return Dataset(self.name, self.x_train, (self.y_train / top)[:, None], self.x_test,
+                       (self.y_test / top)[:, None], 0, self.image_shape, "regression")
 
 
 def resolve_data_dir(option: str | Path | None) -> Path | None:
@@ -116,9 +130,14 @@ def load_idx_set(name: str, data_dir: Path | None) -> Dataset:
 
 
 def load_dataset(name: str, data_dir: Path | None) -> Dataset:
-    """Load a set by its protocol name: ``digits``, or an IDX set such as ``mnist``."""
+    """Load a set by its protocol name: ``digits``, a synthetic regression set
+    (``franke-2d``, ``friedman-5d``), or an IDX set such as ``mnist`` or ``fashion_mnist``."""
+    from .synthetic import SYNTHETIC, regression_set
+
     if name == "digits":
         return load_digits()
+    if name in SYNTHETIC:
+        return regression_set(name)
     return load_idx_set(name, data_dir)
 
 
@@ -145,4 +164,4 @@ def resize(dataset: Dataset, shape: tuple[int, int]) -> Dataset:
         return block_average(x.reshape(-1, h, w), shape).reshape(x.shape[0], -1)
 
     return Dataset(dataset.name, flat(dataset.x_train), dataset.y_train, flat(dataset.x_test),
-                   dataset.y_test, dataset.n_classes, tuple(shape))  # type: ignore[arg-type]
+                   dataset.y_test, dataset.n_classes, tuple(shape), dataset.task)  # type: ignore[arg-type]

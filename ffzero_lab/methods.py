@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .goodness import cosine_goodness
-from .losses import cross_entropy, margin_loss
 from .network import Network
+from .objectives import Objective
 from .perturbation import DirectionSampler, directional_gradient, perturbed_settings
 from .protocol import TrainConfig
 
@@ -40,8 +40,8 @@ class StepResult:
         loss: mean loss over the batch (over the 2K settings for DD).
         grad: ``(n,)`` gradient estimate.
         evaluations: device evaluations spent (one input under one setting of one layer).
-        accuracy: fraction of the batch the method's own prediction got right (mean over
-            settings for DD), or None.
+        accuracy: the method's own score on the batch (accuracy, or R^2 for regression; mean
+            over settings for DD), or None.
         readings: the raw tap readings taken, ``(2K, B, ports)`` for DD, ``(B, ports)`` for AD.
         direction_draw: the direction sampler's draw number (DD), or None.
     """
@@ -60,23 +60,11 @@ class Split:
 
     Attributes:
         x: ``(samples, width)`` inputs of the trained layer (or of the network).
-        y: ``(samples,)`` labels.
+        y: ``(samples,)`` class labels, or ``(samples, D)`` regression targets in [0, 1].
     """
 
     x: NDArray[np.generic]
     y: NDArray[np.int64]
-
-
-def readout_logits(taps: NDArray[np.floating], n_classes: int, train: TrainConfig) -> NDArray[np.float64]:
-    """Logits of the BP baselines from the last layer's taps ``(..., P) -> (..., C)``.
-
-    ``power-fraction``: the first C ports' share of the detected power (scale-free, like the
-    cosine goodness), times ``logit_scale``; ``raw``: the first C taps times ``logit_scale``.
-    """
-    head = taps[..., :n_classes]
-    if train.readout == "power-fraction":
-        head = head / np.maximum(taps.sum(axis=-1, keepdims=True), 1e-30)
-    return train.logit_scale * head
 
 
 class Estimator(ABC):
@@ -113,12 +101,13 @@ class LayerEstimator(Estimator):
     """Base of the layer-local methods: trains one layer, predicts with its prototypes."""
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool) -> None:
+                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool, objective: Objective) -> None:
         self.layer = network.layers[layer]
         self.index = layer
         self.n = self.layer.n_params
         self.train, self.test = train, test
         self.prototypes, self.config, self.centre = prototypes, config, centre
+        self.objective = objective
 
     def parameters(self) -> NDArray[np.float64]:
         return self.layer.get_parameters()
@@ -129,18 +118,19 @@ class LayerEstimator(Estimator):
     def test_accuracy(self):
         _, taps = self.layer.forward(self.test.x)
         goodness = cosine_goodness(taps, self.prototypes, self.centre)
-        return float(np.mean(goodness.argmax(-1) == self.test.y)), self.test.x.shape[0]
+        predicted = self.objective.local_predict(goodness)
+        return self.objective.score(predicted, self.test.y), self.test.x.shape[0]
 
 
 class NetworkEstimator(Estimator):
     """Base of the global (BP) methods: trains every layer at once, predicts from the readout."""
 
-    def __init__(self, network: Network, train: Split, test: Split, n_classes: int, config: TrainConfig) -> None:
+    def __init__(self, network: Network, train: Split, test: Split, objective: Objective, config: TrainConfig) -> None:
         self.network = network
         self.sizes = [layer.n_params for layer in network.layers]
         self.n = int(sum(self.sizes))
         self.train, self.test = train, test
-        self.n_classes, self.config = n_classes, config
+        self.objective, self.config = objective, config
 
     def split(self, theta: NDArray[np.float64]) -> list[NDArray[np.float64]]:
         """Per-layer parts of parameters ``(..., n)``."""
@@ -155,8 +145,8 @@ class NetworkEstimator(Estimator):
 
     def test_accuracy(self):
         taps = self.network.all_taps(self.test.x)[-1]
-        predicted = readout_logits(taps, self.n_classes, self.config).argmax(-1)
-        return float(np.mean(predicted == self.test.y)), self.test.x.shape[0] * len(self.network)
+        predicted = self.objective.readout_predict(taps, self.config)
+        return self.objective.score(predicted, self.test.y), self.test.x.shape[0] * len(self.network)
 
 
 class DirectionalDerivatives:
@@ -188,31 +178,31 @@ class LocalDD(DirectionalDerivatives, LayerEstimator):
     """FFzero: directional derivatives of one layer's margin loss, 2K settings in one batch."""
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool,
+                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool, objective: Objective,
                  seed: int) -> None:
-        LayerEstimator.__init__(self, network, layer, train, test, prototypes, config, centre)
+        LayerEstimator.__init__(self, network, layer, train, test, prototypes, config, centre, objective)
         self._sampler(seed)
 
     def score(self, settings, batch):
-        c = self.config
         taps = self.layer.evaluate(self.train.x[batch], settings)  # (2K, B, P)
         goodness = cosine_goodness(taps, self.prototypes, self.centre)
         y = self.train.y[batch]
-        loss = margin_loss(goodness, y, c.margin, c.negative_weight, c.negatives)
-        return loss, float(np.mean(goodness.argmax(-1) == y)), taps, settings.shape[0] * batch.size
+        loss = self.objective.local_loss(goodness, y, self.config)
+        right = self.objective.score(self.objective.local_predict(goodness), y)
+        return loss, right, taps, settings.shape[0] * batch.size
 
 
 class GlobalDD(DirectionalDerivatives, NetworkEstimator):
     """BP+DD: directional derivatives of the readout cross-entropy over every parameter at once."""
 
-    def __init__(self, network: Network, train: Split, test: Split, n_classes: int,
+    def __init__(self, network: Network, train: Split, test: Split, objective: Objective,
                  config: TrainConfig, seed: int) -> None:
-        NetworkEstimator.__init__(self, network, train, test, n_classes, config)
+        NetworkEstimator.__init__(self, network, train, test, objective, config)
         self._sampler(seed)
 
     def score(self, settings, batch):
         taps = self.network.propagate_settings(self.train.x[batch], self.split(settings))
         y = self.train.y[batch]
-        logits = readout_logits(taps, self.n_classes, self.config)
-        loss = cross_entropy(logits, y)
-        return loss, float(np.mean(logits.argmax(-1) == y)), taps, settings.shape[0] * batch.size * len(self.network)
+        loss = self.objective.readout_loss(taps, y, self.config)
+        right = self.objective.score(self.objective.readout_predict(taps, self.config), y)
+        return loss, right, taps, settings.shape[0] * batch.size * len(self.network)

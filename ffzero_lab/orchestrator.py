@@ -33,13 +33,13 @@ from numpy.typing import NDArray
 from .datasets import Dataset
 from .encoding import encode
 from .goodness import cosine_goodness
-from .methods import GLOBAL_METHODS, Estimator, GlobalDD, LocalDD, Split, readout_logits
+from .methods import GLOBAL_METHODS, Estimator, GlobalDD, LocalDD, Split
+from .objectives import objective_for
 from .network import Network
 from .optimizers import learning_rate, make_optimizer
 from .protocol import Protocol
 from .runstore import Checkpoint
 from .prototypes import max_separated_prototypes
-from .voting import majority_vote
 
 #: A sink receives ``(name, document)`` for every document of a run.
 Sink = Callable[[str, dict[str, Any]], None]
@@ -51,7 +51,8 @@ class RunResult:
 
     Attributes:
         run_uid: the run's uuid (hex).
-        test_accuracy: voted accuracy on the test set.
+        test_accuracy: the test score in ``metric``: voted accuracy (FF) or the readout's (BP);
+            R^2 for regression.
         layer_accuracy: ``(L,)`` accuracy of each layer's own vote on the test set (FF methods);
             for BP methods None for every layer but the last, which holds the readout's.
         evaluations: forward evaluations of the device: one input under one parameter setting.
@@ -63,6 +64,7 @@ class RunResult:
     run_uid: str
     test_accuracy: float
     layer_accuracy: list[float | None]
+    metric: str
     evaluations: int
     wall_s: float
     prototypes: list[NDArray[np.float64]] = field(repr=False)
@@ -150,7 +152,8 @@ class Orchestrator:
         self.resume = resume
         self.run_uid = run_uid or uuid.uuid4().hex
         self.evaluations = 0
-        self.prototypes = make_prototypes(protocol, network, dataset.n_classes, self.seeds)
+        self.objective = objective_for(dataset.task, dataset.width)
+        self.prototypes = make_prototypes(protocol, network, self.objective.width, self.seeds)
         limit_tr, limit_te = protocol.data.train_limit, protocol.data.test_limit
         self.x_train = encode(dataset.x_train[:limit_tr], protocol.data.encoding)
         self.y_train = dataset.y_train[:limit_tr]
@@ -168,22 +171,21 @@ class Orchestrator:
         if layer is None:
             train, test = Split(self.x_train, self.y_train), Split(self.x_test, self.y_test)
             if p.method == "bp-dd":
-                return GlobalDD(self.network, train, test, self.dataset.n_classes, p.train,
-                                self.seeds.direction_seed(-1))
+                return GlobalDD(self.network, train, test, self.objective, p.train, self.seeds.direction_seed(-1))
             from .autodiff import GlobalAD  # lazy: imports TensorFlow
 
-            return GlobalAD(self.network, train, test, self.dataset.n_classes, p.train)
+            return GlobalAD(self.network, train, test, self.objective, p.train)
         x_train = self.network.layer_inputs(layer, self.x_train)
         x_test = self.network.layer_inputs(layer, self.x_test)
         self.evaluations += layer * (x_train.shape[0] + x_test.shape[0])
         train, test = Split(x_train, self.y_train), Split(x_test, self.y_test)
         prototypes, centre = self.prototypes[layer], p.goodness.centre
         if p.method == "ff-dd":
-            return LocalDD(self.network, layer, train, test, prototypes, p.train, centre,
+            return LocalDD(self.network, layer, train, test, prototypes, p.train, centre, self.objective,
                            self.seeds.direction_seed(layer))
         from .autodiff import LocalAD  # lazy: imports TensorFlow
 
-        return LocalAD(self.network, layer, train, test, prototypes, p.train, centre)
+        return LocalAD(self.network, layer, train, test, prototypes, p.train, centre, self.objective)
 
     def train(self, layer: int | None) -> None:
         """Train one layer (FF methods; the layers before it stay as they are) or, with
@@ -249,25 +251,23 @@ class Orchestrator:
                                          for i in trained}})
 
     def evaluate(self) -> tuple[float, list[float | None]]:
-        """Test accuracy of the method's prediction, and of each layer's own vote (FF methods).
+        """Test score of the method's prediction, and of each layer's own (FF methods).
 
-        FF methods: every layer votes with its prototypes, the majority wins, the last layer
-        breaks ties. BP methods: the argmax of the readout logits; per-layer votes do not
-        exist (their entries are None except the last, which is the readout's accuracy).
+        The score is the objective's metric: accuracy, or R^2 for regression. FF methods:
+        every layer predicts from its goodness; classification takes the majority vote (the last
+        layer breaks ties), regression the last layer's prediction. BP methods: the readout of
+        the last layer; per-layer entries are None except the last, the readout's score.
         """
         taps = self.network.all_taps(self.x_test)
         self.evaluations += len(self.network) * self.x_test.shape[0]
+        objective = self.objective
         if self.protocol.method in GLOBAL_METHODS:
-            logits = readout_logits(taps[-1], self.dataset.n_classes, self.protocol.train)
-            accuracy = float(np.mean(logits.argmax(-1) == self.y_test))
-            return accuracy, [None] * (len(self.network) - 1) + [accuracy]
-        votes = np.stack(
-            [cosine_goodness(tap, self.prototypes[i], self.protocol.goodness.centre).argmax(-1)
-             for i, tap in enumerate(taps)]
-        )
-        voted = majority_vote(votes, self.dataset.n_classes)
-        per_layer: list[float | None] = [float(np.mean(v == self.y_test)) for v in votes]
-        return float(np.mean(voted == self.y_test)), per_layer
+            score = objective.score(objective.readout_predict(taps[-1], self.protocol.train), self.y_test)
+            return score, [None] * (len(self.network) - 1) + [score]
+        predictions = [objective.local_predict(cosine_goodness(tap, self.prototypes[i], self.protocol.goodness.centre))
+                       for i, tap in enumerate(taps)]
+        per_layer: list[float | None] = [objective.score(p, self.y_test) for p in predictions]
+        return objective.score(objective.combine(predictions), self.y_test), per_layer
 
     def run(self) -> RunResult:
         """Train every layer in order, then evaluate. Emits start, step, epoch and stop documents."""
@@ -307,6 +307,7 @@ class Orchestrator:
             run_uid=self.run_uid,
             test_accuracy=accuracy,
             layer_accuracy=per_layer,
+            metric=self.objective.metric,
             evaluations=self.evaluations,
             wall_s=time.perf_counter() - started,
             prototypes=self.prototypes,
@@ -314,7 +315,8 @@ class Orchestrator:
         )
         self._emit(
             "stop",
-            {"exit_status": "complete", "test_accuracy": accuracy, "layer_accuracy": per_layer,
+            {"exit_status": "complete", "metric": self.objective.metric, "test_accuracy": accuracy,
+             "layer_accuracy": per_layer,
              "evaluations": self.evaluations, "wall_s": result.wall_s},
         )
         return result

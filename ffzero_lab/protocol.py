@@ -33,7 +33,14 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """``data``: the data set and its encoding."""
 
-    set: str = Field("digits", description="'digits' (bundled) or an IDX set under the data dir, e.g. 'mnist'.")
+    set: str = Field(
+        "digits",
+        description="'digits' (bundled), 'franke-2d' or 'friedman-5d' (synthetic regression), or an IDX set "
+        "under the data dir, e.g. 'mnist', 'fashion_mnist'.",
+    )
+    target: Literal["class", "scalar"] = Field(
+        "class", description="'scalar': read the class label as a number in [0, 1] (regression, e.g. MNIST 0-9)."
+    )
     encoding: Literal["amplitude", "intensity", "raw"] = Field(
         "amplitude", description="amplitude: pixels as field amplitudes, unit optical power per sample."
     )

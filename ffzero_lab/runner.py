@@ -58,6 +58,10 @@ def prepare(protocol: Protocol, source: str, data_dir: Path | None, network: Net
         if exc.source is None:  # no file of its own to blame: name the protocol's field
             exc.source, exc.field = source, "data.set"
         raise
+    if protocol.data.target == "scalar":
+        if dataset.task != "classification":
+            raise ConfigError(f"'{dataset.name}' is already a regression set", source, "data.target")
+        dataset = dataset.as_scalar_regression()
     if protocol.data.resize is not None:
         if any(size < 1 for size in protocol.data.resize):
             raise ConfigError("sizes must be >= 1", source, "data.resize")

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
     stopped_at REAL,
     exit_status TEXT,
     reason TEXT,
+    metric TEXT,
     test_accuracy REAL,
     layer_accuracy TEXT,
     evaluations INTEGER,
@@ -442,8 +443,8 @@ class StoreSink:
                             for k, a in doc["arrays"].items()])
         elif name == "stop":
             db.execute(
-                "UPDATE runs SET stopped_at=?, exit_status=?, reason=?, test_accuracy=?, layer_accuracy=?, "
+                "UPDATE runs SET stopped_at=?, exit_status=?, reason=?, metric=?, test_accuracy=?, layer_accuracy=?, "
                 "evaluations=?, wall_s=? WHERE id=?",
-                (doc["time"], doc["exit_status"], doc.get("reason"), doc.get("test_accuracy"),
+                (doc["time"], doc["exit_status"], doc.get("reason"), doc.get("metric"), doc.get("test_accuracy"),
                  json.dumps(doc["layer_accuracy"]) if doc.get("layer_accuracy") is not None else None,
                  doc.get("evaluations"), doc.get("wall_s"), run))

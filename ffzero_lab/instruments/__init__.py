@@ -35,10 +35,12 @@ from .config import (
 )
 from .connect import open_instrument, resource_manager
 from .driver import (
+    HeaterInstrument,
     InstrumentDriver,
     InstrumentIdentity,
     import_object,
     limit_problems,
+    PowerMeterInstrument,
     resolve_driver_class,
 )
 from .errors import InstrumentError, LimitError, PowerBudgetError
@@ -49,6 +51,7 @@ __all__ = [
     "ChannelLimitsOverride",
     "ChannelRef",
     "HeaterChannels",
+    "HeaterInstrument",
     "InstrumentConfig",
     "InstrumentDriver",
     "InstrumentError",
@@ -56,6 +59,7 @@ __all__ = [
     "LayerMap",
     "LimitError",
     "PortRef",
+    "PowerMeterInstrument",
     "PowerBudgetError",
     "RigConfig",
     "check_driver",

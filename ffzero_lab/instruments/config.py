@@ -149,6 +149,12 @@ class RigConfig(_Strict):
     calibration: Path | None = Field(None, description="Phase calibration file, relative to this file's folder.")
     power_budget_W: float = Field(gt=0, description="Total electrical power all heaters together may draw, W.")
     settle_time_s: float = Field(0.001, ge=0, description="Wait after a heater write before reading detectors, s.")
+    input_settle_time_s: float | None = Field(
+        None, ge=0, description="Wait after setting the input modulators before reading detectors, s; "
+        "null: settle_time_s.")
+    retries: int = Field(
+        2, ge=0, description="Times a command that failed for a passing reason (timeout, dropped connection, "
+        "communication error) is sent again, after reopening its instrument.")
     instruments: dict[str, InstrumentConfig] = Field(min_length=1, description="Name -> instrument.")
     layers: list[LayerMap] = Field(default_factory=list, description="One entry per trainable mesh, in order.")
 

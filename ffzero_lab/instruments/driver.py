@@ -62,6 +62,41 @@ class InstrumentDriver(Protocol):
         ...
 
 
+class HeaterInstrument(InstrumentDriver, Protocol):
+    """A driver of ``kind = "heater"``: per-channel voltages, every write checked against the
+    channel limits and the power budget before a byte is sent (raising ``LimitError`` /
+    ``PowerBudgetError`` with nothing written)."""
+
+    @property
+    def channels(self) -> int:
+        """Channels in use, numbered ``0..channels-1``."""
+        ...
+
+    def set_voltages_V(self, channels: Any, voltages_V: Any) -> None:
+        """Set channels to voltages, V."""
+        ...
+
+    def read_voltages_V(self, channels: Any = None) -> Any:
+        """Measured output voltages (all channels by default), V."""
+        ...
+
+    def safe_state(self) -> None:
+        """Every channel to its safe value."""
+        ...
+
+
+class PowerMeterInstrument(InstrumentDriver, Protocol):
+    """A driver of ``kind = "power_meter"``: ports numbered from 1, readings in watts."""
+
+    def configure(self) -> None:
+        """Apply the settings (watts, wavelength, range, averaging)."""
+        ...
+
+    def fetch_power_W(self) -> Any:
+        """The latest reading of every port, ``(ports,)``, W."""
+        ...
+
+
 def import_object(dotted: str, source: str, field: str) -> Any:
     """Import ``module:attribute`` (a driver class, an emulator class).
 

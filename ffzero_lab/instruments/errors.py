@@ -13,13 +13,18 @@ class InstrumentError(Exception):
         instrument: the instrument's name in ``instruments.yaml``.
         channel: the channel (or port) concerned, if any.
         command: the command that was sent, if any.
+        transient: the failure may pass on its own (a timeout, a dropped connection, a
+            communication error): the command may be retried after reopening the instrument.
+            A refused value or a reply that makes no sense is not transient.
     """
 
-    def __init__(self, message: str, instrument: str, channel: int | None = None, command: str | None = None) -> None:
+    def __init__(self, message: str, instrument: str, channel: int | None = None, command: str | None = None,
+                 transient: bool = False) -> None:
         self.message = message
         self.instrument = instrument
         self.channel = channel
         self.command = command
+        self.transient = transient
         super().__init__(str(self))
 
     def __str__(self) -> str:
