@@ -301,8 +301,7 @@ def serve(
             network = open_rig(config, 0)
             check_rig_setpoints(network, config)
             what = f"the rig of {config}"
-            description = {"instruments": str(config), "rig": network.config.name,
-                           "calibration": str(network.config.calibration)}
+            description = network.description
         else:
             proto, _ = load_protocol(config, set_ or [])
             prepared = prepare(proto, str(config), resolve_data_dir(data_dir))

@@ -1,26 +1,25 @@
-"""A simple chip behind the emulated rig: heater voltages -> phases -> MZI meshes -> port powers.
+"""The chip behind the emulated rig: heater voltages -> phases -> MZI meshes -> port powers.
 
-Each layer of ``instruments.yaml`` is a rectangular mesh of 2x2 MZIs (beam splitter, internal
-phase theta, beam splitter, external phase phi) after input phases gamma. A heater's phase is
-``phi0 + k V^2`` with ``phi0`` drawn once per channel from the seed and ``k = pi / (P_pi R)``.
-Light enters every mode with equal power, scaled by its input modulator (an MZI amplitude
-modulator: field ``sin(phase / 2)``) where it has one; each detector reads ``|field|^2`` of its
-output mode with relative noise. Enough physics for a driver to see its writes in the readings.
+Each layer of ``instruments.yaml`` is a rectangular mesh in the rig's nominal design
+(:mod:`ffzero_lab.hardware.optics`: what ``theta[c,s]``, ``phi[c,s]`` and ``gamma[m]`` mean). Every
+heater channel of every heater instrument has its own phase law ``phi = phi0 + k V^2``, drawn once
+from the seed: ``phi0`` uniform on [0, 2 pi), ``k = pi / (P_pi R)`` with the channel's ``P_pi`` spread
+around the nominal one (``k_spread``), as fabrication spreads them on a real chip. Nothing outside
+reads these laws but a test: the rig's software must find them by calibration.
+
+Light enters every mode with equal power, through its input modulator where it has one (a one-armed
+MZI: field ``(e^{i psi} - 1) / 2``); each detector reads ``|field|^2`` of its output mode with
+relative noise.
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.instruments import LayerMap, RigConfig
-
-_NAME = re.compile(r"^(theta|phi)\[(\d+),(\d+)\]$|^gamma\[(\d+)\]$")
-_SPLITTER = np.array([[1.0, 1j], [1j, 1.0]]) / np.sqrt(2.0)
+from ffzero_lab.hardware.optics import MeshOptics, mesh_phase_names, modulator_field
+from ffzero_lab.instruments import RigConfig
 
 
 class ChipSettings(BaseModel):
@@ -28,39 +27,12 @@ class ChipSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seed: int = Field(0, ge=0, description="Seeds each heater's phase offset phi0 and the noise.")
-    p_pi_W: float = Field(0.025, gt=0, description="Heater power for a pi phase shift, W.")
+    seed: int = Field(0, ge=0, description="Seeds each heater's phase law and the noise.")
+    p_pi_W: float = Field(0.025, gt=0, description="Nominal heater power for a pi phase shift, W.")
+    k_spread: float = Field(0.03, ge=0, lt=0.3, description="Relative spread of each heater's P_pi (and k), "
+                            "normal, cut at 2 standard deviations.")
     input_power_W: float = Field(1e-3, gt=0, description="Optical power into each mesh, shared by its modes, W.")
     noise: float = Field(0.0, ge=0, description="Relative Gaussian noise of every reading.")
-
-
-def mzi(theta: float, phi: float) -> NDArray[np.complex128]:
-    """2x2 transfer of one MZI acting on a column vector (theta = pi: bar, 0: cross)."""
-    return _SPLITTER @ np.diag([np.exp(1j * theta), 1.0]) @ _SPLITTER @ np.diag([np.exp(1j * phi), 1.0])
-
-
-def mesh_matrix(modes: int, phases: dict[str, float]) -> NDArray[np.complex128]:
-    """``(N, N)`` transfer (outputs = U @ inputs) of a rectangular mesh; unnamed phases are 0."""
-    u = np.diag(np.exp(1j * np.array([phases.get(f"gamma[{m}]", 0.0) for m in range(modes)])))
-    for column in range(modes):
-        layer = np.eye(modes, dtype=complex)
-        first = column % 2
-        for slot, top in enumerate(range(first, modes - 1, 2)):
-            block = mzi(phases.get(f"theta[{column},{slot}]", 0.0), phases.get(f"phi[{column},{slot}]", 0.0))
-            layer[top : top + 2, top : top + 2] = block
-        u = layer @ u
-    return u
-
-
-@dataclass
-class _Heater:
-    instrument: str
-    channel: int
-    phi0: float
-    k: float
-
-    def phase(self, volts: dict[str, NDArray[np.float64]]) -> float:
-        return self.phi0 + self.k * float(volts[self.instrument][self.channel]) ** 2
 
 
 class EmulatedChip:
@@ -69,29 +41,43 @@ class EmulatedChip:
     Args:
         rig: the instruments file the emulator plays (layer maps, heater resistances).
         settings: chip settings.
+
+    Attributes:
+        phi0_rad, k_rad_per_V2: instrument -> ``(channels,)`` the true phase law of every channel.
     """
 
     def __init__(self, rig: RigConfig, settings: ChipSettings) -> None:
         self.rig, self.settings = rig, settings
         self.rng = np.random.default_rng(settings.seed)
-        self._heaters: list[dict[str, _Heater]] = []
-        self._modulators: list[dict[int, _Heater]] = []
+        self.phi0_rad: dict[str, NDArray[np.float64]] = {}
+        self.k_rad_per_V2: dict[str, NDArray[np.float64]] = {}
+        for name, inst in rig.instruments.items():
+            if inst.channels is None:
+                continue
+            resistance = np.array([lim.resistance_ohm for lim in inst.channels.all_limits()])
+            spread = np.clip(self.rng.standard_normal(resistance.size), -2.0, 2.0) * settings.k_spread
+            self.phi0_rad[name] = self.rng.uniform(0, 2 * np.pi, resistance.size)
+            self.k_rad_per_V2[name] = np.pi / (settings.p_pi_W * (1.0 + spread) * resistance)
+        self._optics = []
         for layer in rig.layers:
-            self._heaters.append({name: self._heater(ref.instrument, ref.channel) for name, ref in layer.phases.items()})
-            self._modulators.append({m: self._heater(ref.instrument, ref.channel) for m, ref in layer.modulators.items()})
+            names = [n for n in mesh_phase_names(layer.modes) if n in layer.phases]
+            refs = [(layer.phases[n].instrument, layer.phases[n].channel) for n in names]
+            modulators = {m: (ref.instrument, ref.channel) for m, ref in layer.modulators.items()}
+            self._optics.append((MeshOptics(layer.modes, names), refs, modulators))
 
-    def _heater(self, instrument: str, channel: int) -> _Heater:
-        resistance = self.rig.heater_channel_limits(instrument)[channel].resistance_ohm
-        return _Heater(instrument, channel, float(self.rng.uniform(0, 2 * np.pi)), np.pi / (self.settings.p_pi_W * resistance))
+    def phase(self, instrument: str, channel: int, volts: dict[str, NDArray[np.float64]]) -> float:
+        """The phase of one heater channel at the instruments' voltages, rad."""
+        v = float(volts[instrument][channel])
+        return float(self.phi0_rad[instrument][channel] + self.k_rad_per_V2[instrument][channel] * v**2)
 
     def output_powers_W(self, index: int, volts: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
         """Noise-free power at each output mode of layer ``index``, W."""
-        layer: LayerMap = self.rig.layers[index]
-        phases = {name: h.phase(volts) for name, h in self._heaters[index].items()}
-        amplitude = np.full(layer.modes, np.sqrt(self.settings.input_power_W / layer.modes), dtype=complex)
-        for mode, modulator in self._modulators[index].items():
-            amplitude[mode] *= np.sin(modulator.phase(volts) / 2)
-        return np.abs(mesh_matrix(layer.modes, phases) @ amplitude) ** 2
+        optics, refs, modulators = self._optics[index]
+        phases = np.array([self.phase(inst, ch, volts) for inst, ch in refs])
+        fields = np.full(optics.modes, np.sqrt(self.settings.input_power_W / optics.modes), dtype=complex)
+        for mode, (inst, ch) in modulators.items():
+            fields[mode] *= modulator_field(self.phase(inst, ch, volts))
+        return optics.port_powers(phases[None], fields[:, None])[0, :, 0]
 
     def port_powers_W(self, meter: str, ports: int, volts: dict[str, NDArray[np.float64]], samples: int = 1) -> NDArray[np.float64]:
         """``(ports, samples)`` readings of power meter ``meter``, W; unmapped ports read 0 W."""

@@ -49,7 +49,7 @@ class VisaInstrument:
             message = f"no reply from {where} within {self.resource.timeout} ms"
         else:
             message = f"I/O error on {where}: {getattr(exc, 'description', None) or exc}"
-        return InstrumentError(message, self.name, channel, command)
+        return InstrumentError(message, self.name, channel, command, transient=True)
 
     def write(self, command: str, channel: int | None = None) -> None:
         """Send a command that has no reply."""

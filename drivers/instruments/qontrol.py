@@ -57,6 +57,9 @@ ERROR_CODES: dict[int, str] = {
 
 _ERROR = re.compile(r"^E(\d+):(\d+)$")
 
+#: Errors of the link, not of the request: the command may succeed when sent again.
+TRANSIENT_CODES = frozenset({14, 15, 16})
+
 
 class QontrolError(InstrumentError):
     """A Qontrol error reply ``E<code>:<channel>``; ``code`` is the error code."""
@@ -64,7 +67,8 @@ class QontrolError(InstrumentError):
     def __init__(self, code: int, instrument: str, channel: int, command: str) -> None:
         self.code = code
         description = ERROR_CODES.get(code, "unrecognised error code")
-        super().__init__(f"error E{code:02d} ({description})", instrument, channel, command)
+        super().__init__(f"error E{code:02d} ({description})", instrument, channel, command,
+                         transient=code in TRANSIENT_CODES)
 
 
 class QontrolSettings(HeaterSettings):

@@ -1,0 +1,63 @@
+"""From ``instruments.yaml`` to a trainable :class:`~ffzero_lab.network.Network` of the rig's meshes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..instruments import RigConfig, load_rig
+from ..network import Network
+from .calibration import load_calibration
+from .layer import HardwareMesh
+from .rig import RigIO
+from .spec import LayerSpec, layer_specs
+
+
+class HardwareNetwork(Network):
+    """The rig's meshes in order, with the open instruments they share.
+
+    Meshes are joined directly (no stage): each passes on its detected light as unit-power
+    amplitudes, which the next mesh's input modulators set (:mod:`.layer`).
+    """
+
+    def __init__(self, layers: list[HardwareMesh], rig: RigIO, specs: list[LayerSpec], config: RigConfig) -> None:
+        super().__init__(layers, [None] * (len(layers) - 1))
+        self.rig, self.specs, self.config = rig, specs, config
+        self.description = {"instruments": rig.source, "rig": config.name,
+                            "calibration": None if config.calibration is None else str(config.calibration),
+                            "layers": [spec.name for spec in specs]}
+
+    def close(self) -> None:
+        """Close the instruments (call after :meth:`safe_state`)."""
+        self.rig.close()
+
+
+def load_specs(path: str | Path) -> tuple[RigConfig, list[LayerSpec]]:
+    """Read an instruments file and its calibration file; the meshes they describe. No I/O to
+    any instrument.
+
+    Raises:
+        ConfigError: either file is wrong, or names no calibration.
+    """
+    source = str(path)
+    rig = load_rig(path)
+    if rig.calibration is None:
+        raise ConfigError("no calibration file is named; run 'ffzero-lab calibrate' and name its output",
+                          source, "calibration")
+    return rig, layer_specs(rig, load_calibration(rig.calibration), source)
+
+
+def open_network(rig: RigConfig, specs: list[LayerSpec], seed: int, source: str = "instruments",
+                 sleep: Callable[[float], None] | None = None) -> HardwareNetwork:
+    """Open the instruments and build one layer per mesh; nothing is written yet.
+
+    Initial phases are uniform on [0, 2 pi), drawn from ``seed`` (mesh i from child i).
+    """
+    io = RigIO(rig, source) if sleep is None else RigIO(rig, source, sleep)
+    seqs = np.random.SeedSequence(seed).spawn(len(specs))
+    layers = [HardwareMesh(spec, io, np.random.default_rng(seq).uniform(0, 2 * np.pi, len(spec.names)))
+              for spec, seq in zip(specs, seqs, strict=True)]
+    return HardwareNetwork(layers, io, specs, rig)

@@ -1,0 +1,208 @@
+"""The rig's instruments, open: heater writes, detector readings, retries, the safe state.
+
+Drivers are reached only through the :class:`~ffzero_lab.instruments.InstrumentDriver` protocol
+(``HeaterInstrument``, ``PowerMeterInstrument``), opened from their ``module:Class`` in
+``instruments.yaml``. Every heater write goes through the driver, which checks the channel limits
+and its power budget before a byte is sent; here the *rig's* total (every heater instrument
+together) is checked too, and a change that involves several instruments is written falling
+channels first, so that no state in between draws more than before and after.
+
+A command that fails for a passing reason (``InstrumentError.transient``: a timeout, a dropped
+connection, a communication error) is retried ``retries`` times, each after reopening its
+instrument (a heater driver then reads its outputs afresh before its next write; a power meter is
+configured again). Anything else stops at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import pyvisa
+from numpy.typing import NDArray
+
+from ..instruments import InstrumentError, PowerBudgetError, RigConfig, open_instrument, resource_manager
+
+T = TypeVar("T")
+
+
+@dataclass
+class RigCounters:
+    """What the rig did: settles after phase writes and after input writes, detector readings
+    (one per meter per input), retried commands, and time spent waiting for heaters to settle."""
+
+    phase_settles: int = 0
+    input_settles: int = 0
+    readings: int = 0
+    retries: int = 0
+    settle_s: float = 0.0
+    log: list[str] = field(default_factory=list)
+
+
+class RigIO:
+    """Every instrument of ``rig``, opened (reads only: identities are not asked, outputs are).
+
+    Args:
+        rig: the validated instruments file.
+        source: its name, for messages.
+        sleep: waits for the settle times (replaceable in tests).
+
+    Raises:
+        ConfigError: the VISA library or a driver cannot be loaded.
+        InstrumentError: an instrument cannot be opened or read.
+    """
+
+    def __init__(self, rig: RigConfig, source: str = "instruments", sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rig, self.source, self.sleep = rig, source, sleep
+        self.counters = RigCounters()
+        self.rm: pyvisa.ResourceManager = resource_manager(rig, source)
+        self.drivers: dict[str, Any] = {}
+        self.heaters = [n for n, inst in rig.instruments.items() if inst.channels is not None]
+        self.resistance_ohm = {n: np.array([lim.resistance_ohm for lim in rig.heater_channel_limits(n)])
+                               for n in self.heaters}
+        self.safe_V = {n: np.array([lim.safe_V for lim in rig.heater_channel_limits(n)]) for n in self.heaters}
+        self.volts: dict[str, NDArray[np.float64]] = {}
+        try:
+            for name in rig.instruments:
+                self.drivers[name] = self._open(name)
+            for name in self.heaters:
+                self.volts[name] = self.call(name, lambda d: np.asarray(d.read_voltages_V(), dtype=np.float64))
+        except BaseException:
+            self.close()
+            raise
+
+    # -- instruments ------------------------------------------------------------------------
+    def _open(self, name: str) -> Any:
+        driver = open_instrument(self.rig, name, self.rm, self.source)
+        if driver.kind == "power_meter":
+            driver.configure()
+        return driver
+
+    def _reopen(self, name: str) -> None:
+        old = self.drivers.pop(name, None)
+        if old is not None:
+            try:
+                old.close()
+            except Exception:  # the link is already broken; the new one matters
+                pass
+        self.drivers[name] = self._open(name)
+
+    def call(self, name: str, action: Callable[[Any], T]) -> T:
+        """``action(driver)`` on instrument ``name``, retried after a transient failure."""
+        attempt = 0
+        while True:
+            try:
+                if name not in self.drivers:
+                    self._reopen(name)
+                return action(self.drivers[name])
+            except InstrumentError as exc:
+                if not exc.transient or attempt >= self.rig.retries:
+                    raise
+                attempt += 1
+                self.counters.retries += 1
+                self.counters.log.append(f"retry {attempt} after: {exc}")
+                self.drivers.pop(name, None)  # reopened on the next attempt
+                try:
+                    self._reopen(name)
+                except InstrumentError as reopen_exc:
+                    if not reopen_exc.transient:
+                        raise
+                    self.counters.log.append(f"reopen failed: {reopen_exc}")
+
+    # -- heaters ------------------------------------------------------------------------------
+    def power_W(self, volts: dict[str, NDArray[np.float64]] | None = None) -> float:
+        """Electrical power of every heater of the rig, W (now, or for ``volts``)."""
+        volts = self.volts if volts is None else volts
+        return float(sum(np.sum(volts[n] ** 2 / self.resistance_ohm[n]) for n in self.heaters))
+
+    def write(self, targets: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]], kind: str = "phase") -> bool:
+        """Set heater channels (instrument -> (channels, voltages V)); wait the settle time if
+        anything changed. Channels already at their value are not written.
+
+        Returns:
+            Whether anything was written.
+
+        Raises:
+            PowerBudgetError: the rig's heaters together would draw more than ``power_budget_W``;
+                nothing was written.
+            LimitError: from the driver; nothing was written to that instrument.
+            InstrumentError: an instrument failed (after the retries).
+        """
+        changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]] = {}
+        after = {n: v.copy() for n, v in self.volts.items()}
+        for name, (channels, values) in targets.items():
+            differ = after[name][channels] != values
+            if differ.any():
+                changes[name] = (channels[differ], values[differ])
+                after[name][channels[differ]] = values[differ]
+        if not changes:
+            return False
+        total = self.power_W(after)
+        if total > self.rig.power_budget_W:
+            raise PowerBudgetError("all heaters of the rig", total, self.rig.power_budget_W)
+        steps = [changes] if len(changes) == 1 else self._falling_first(changes)
+        for step in steps:
+            for name, (channels, values) in step.items():
+                self.call(name, lambda d, c=channels, v=values: d.set_voltages_V(c, v))
+                self.volts[name][channels] = values
+        settle = self.rig.settle_time_s if kind == "phase" else self.input_settle_s
+        if kind == "phase":
+            self.counters.phase_settles += 1
+        else:
+            self.counters.input_settles += 1
+        self.counters.settle_s += settle
+        if settle > 0:
+            self.sleep(settle)
+        return True
+
+    def _falling_first(self, changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]) -> list[dict[str, Any]]:
+        """Across instruments: first every channel whose power falls, then the others."""
+        falling, rising = {}, {}
+        for name, (channels, values) in changes.items():
+            down = np.abs(values) < np.abs(self.volts[name][channels])
+            if down.any():
+                falling[name] = (channels[down], values[down])
+            if (~down).any():
+                rising[name] = (channels[~down], values[~down])
+        return [falling, rising]
+
+    @property
+    def input_settle_s(self) -> float:
+        """Wait after an input-modulator write, s."""
+        value = self.rig.input_settle_time_s
+        return self.rig.settle_time_s if value is None else value
+
+    def safe_state(self) -> None:
+        """Every channel of every heater instrument to its safe value; every instrument is tried
+        even if one fails (the first error is raised)."""
+        errors: list[Exception] = []
+        for name in self.heaters:
+            try:
+                self.call(name, lambda d: d.safe_state())
+                self.volts[name] = self.safe_V[name].copy()
+            except Exception as exc:  # keep going: the other heaters must still be made safe
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    # -- detectors -------------------------------------------------------------------------------
+    def read(self, meter: str) -> NDArray[np.float64]:
+        """Every port of power meter ``meter`` (port p at index p - 1), W."""
+        self.counters.readings += 1
+        return np.asarray(self.call(meter, lambda d: d.fetch_power_W()), dtype=np.float64)
+
+    def close(self) -> None:
+        """Close every instrument and the resource manager."""
+        for driver in self.drivers.values():
+            try:
+                driver.close()
+            except Exception:
+                pass
+        self.drivers.clear()
+        try:
+            self.rm.close()
+        except Exception:
+            pass

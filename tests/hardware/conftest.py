@@ -1,0 +1,68 @@
+"""Fixtures for the hardware tests: the emulated rig on free 127.0.0.1 ports, an instruments file
+that points at it, and a calibration file holding the emulated chip's true phase laws."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from drivers.emulated.rig import EmulatedRig
+from ffzero_lab.hardware import CalibrationFile, ChannelLaw, save_calibration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def emulated_rig_file(folder: Path, chip: dict[str, Any] | None = None, instruments: dict[str, Any] | None = None) -> Path:
+    """The repository's emulated rig (noise off unless ``chip`` says so), next to a copy of its instruments file."""
+    doc = yaml.safe_load((ROOT / "rig.emulated.yaml").read_text())
+    doc["chip"].update({"noise": 0.0, **(chip or {})})
+    doc["instruments"] = instruments or {}
+    (folder / "instruments.emulated.yaml").write_text((ROOT / "instruments.emulated.yaml").read_text())
+    path = folder / "rig.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def true_calibration(rig: EmulatedRig) -> CalibrationFile:
+    """The emulated chip's own phase laws, as a calibration file would hold them."""
+    chip = rig.chip
+    return CalibrationFile(channels={
+        name: {c: ChannelLaw(phi0_rad=float(chip.phi0_rad[name][c]), k_rad_per_V2=float(chip.k_rad_per_V2[name][c]))
+               for c in range(chip.phi0_rad[name].size)}
+        for name in chip.phi0_rad})
+
+
+def live_instruments_file(rig: EmulatedRig, folder: Path, calibration: CalibrationFile | None = None,
+                          **changes: Any) -> Path:
+    """An instruments file whose resources are the running emulator's, with a calibration file."""
+    doc = rig.instruments_config().model_dump(mode="json", exclude_none=True)
+    doc.update({"calibration": "calibration.yaml", "settle_time_s": 0.0005, "input_settle_time_s": 0.0, **changes})
+    save_calibration(folder / "calibration.yaml", calibration or true_calibration(rig))
+    path = folder / "instruments.live.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture
+def start_rig(tmp_path: Path) -> Iterator[Callable[..., EmulatedRig]]:
+    """``start_rig(chip=..., instruments=...)``: an emulated rig on free ports, stopped at the end."""
+    started: list[EmulatedRig] = []
+
+    def start(**kwargs: Any) -> EmulatedRig:
+        rig = EmulatedRig.from_file(emulated_rig_file(tmp_path, **kwargs), any_port=True).start()
+        started.append(rig)
+        return rig
+
+    yield start
+    for rig in started:
+        rig.stop()
+
+
+@pytest.fixture
+def emulated(start_rig: Callable[..., EmulatedRig]) -> EmulatedRig:
+    """The emulated rig, noise off."""
+    return start_rig()
