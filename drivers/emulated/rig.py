@@ -49,6 +49,7 @@ class FaultConfig(BaseModel):
     match: str = Field(description="Glob on the command line, e.g. 'V3=*'.")
     reply: str | None = Field(None, description="Reply this line instead, e.g. 'E15:03'.")
     silent: bool = Field(False, description="Reply nothing (the client times out).")
+    drop: bool = Field(False, description="Close the connection instead of replying (the client may reconnect).")
     delay_s: float = Field(0.0, ge=0, description="Extra latency, s.")
     count: int | None = Field(None, ge=1, description="How many commands it hits; null: all.")
 

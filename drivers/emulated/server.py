@@ -26,6 +26,8 @@ class Fault:
         match: glob on the command line, e.g. ``"V3=*"`` or ``"*IDN?"``.
         reply: send this line instead of the instrument's reply (e.g. ``"E15:03"``).
         silent: send nothing (the client times out); the command is not executed.
+        drop: close the connection instead of answering (the client's link breaks); the command
+            is not executed. The server keeps listening, so the client can reconnect.
         delay_s: extra latency before the reply, s.
         count: how many commands it hits; None: every one.
     """
@@ -33,6 +35,7 @@ class Fault:
     match: str
     reply: str | None = None
     silent: bool = False
+    drop: bool = False
     delay_s: float = 0.0
     count: int | None = None
 
@@ -63,6 +66,8 @@ class LineServer:
         self.name, self.handler, self.port, self.latency_s = name, handler, port, latency_s
         self.faults: list[Fault] = list(faults or [])
         self.lock = threading.Lock()  # one command at a time across connections
+        self.commands = 0  # command lines received
+        self.busy_s = 0.0  # time spent in reply latency, s
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._clients: list[socket.socket] = []
@@ -127,14 +132,21 @@ class LineServer:
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     replies = self._answer(line.decode("ascii", "replace").strip())
+                    if replies is None:  # a dropped connection
+                        _close(client)
+                        return
                     try:
                         client.sendall(b"".join(replies))
                     except OSError:
                         return
 
-    def _answer(self, command: str) -> list[bytes]:
+    def _answer(self, command: str) -> list[bytes] | None:
+        """The replies to ``command``; None to drop the connection."""
         with self.lock:
+            self.commands += 1
             fault = next((f for f in self.faults if f.hits(command)), None)
+            if fault is not None and fault.drop:
+                return None
             if fault is not None and (fault.silent or fault.reply is not None):
                 replies = [] if fault.silent else [fault.reply.encode("ascii") + b"\n"]  # type: ignore[union-attr]
             else:
@@ -142,6 +154,8 @@ class LineServer:
         delay = self.latency_s + (fault.delay_s if fault is not None else 0.0)
         if replies and delay > 0:
             time.sleep(delay)
+            with self.lock:
+                self.busy_s += delay
         return replies
 
 

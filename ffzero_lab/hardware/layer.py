@@ -80,7 +80,7 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
         bad = ~np.isfinite(x) | (x < -_INPUT_SLACK) | (x > 1 + _INPUT_SLACK)
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise InputRangeError(f"{self.spec.where}: input {x[where]!r} (mode {where[-1]}) is outside [0, 1], "
+            raise InputRangeError(f"{self.spec.where}: input {x[where]} (mode {where[-1]}) is outside [0, 1], "
                                   "which the input modulators cannot set")
         return self.spec.modulators.laws.voltages_V(modulator_phase(x))
 

@@ -37,10 +37,12 @@ def true_calibration(rig: EmulatedRig) -> CalibrationFile:
 
 
 def live_instruments_file(rig: EmulatedRig, folder: Path, calibration: CalibrationFile | None = None,
-                          **changes: Any) -> Path:
-    """An instruments file whose resources are the running emulator's, with a calibration file."""
+                          channel_overrides: dict[int, dict[str, float]] | None = None, **changes: Any) -> Path:
+    """An instruments file whose resources are the running emulator's, with a calibration file;
+    ``changes`` replace top-level fields, ``channel_overrides`` add to the heaters' overrides."""
     doc = rig.instruments_config().model_dump(mode="json", exclude_none=True)
     doc.update({"calibration": "calibration.yaml", "settle_time_s": 0.0005, "input_settle_time_s": 0.0, **changes})
+    doc["instruments"]["heaters"]["channels"]["overrides"].update(channel_overrides or {})
     save_calibration(folder / "calibration.yaml", calibration or true_calibration(rig))
     path = folder / "instruments.live.yaml"
     path.write_text(yaml.safe_dump(doc))
