@@ -1,0 +1,137 @@
+"""Figures of a sweep's results (PNG, matplotlib's Agg backend).
+
+* Accuracy against depth, ``<metric>_vs_network_layers.png``, when ``network.layers`` is a grid
+  axis with two values or more (the paper's Fig. 4): one panel per method when ``method`` is an
+  axis, one line per combination of the other axes (e.g. per width).
+* Otherwise, when the grid has exactly one numeric axis (besides ``seed``) with two values or
+  more, the same figure against that axis.
+
+Every point is the mean over ``seed`` (when it is an axis) with min/max error bars. Only
+complete cells are plotted. The y axis is ``test_accuracy``, labelled by the runs' ``metric``
+(accuracy, or R^2 for regression) when the results carry one; any other numeric result key
+named ``r2`` gets a figure of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .sweep import numeric_axis
+
+SEED = "seed"
+DEPTH = "network.layers"
+METHOD = "method"
+
+
+def x_axes(grid: dict[str, list[Any]]) -> list[str]:
+    """The axes to plot against: ``network.layers``, else the one numeric axis, else none."""
+    numeric = [a for a, values in grid.items() if a != SEED and len(values) > 1 and numeric_axis(values)]
+    if DEPTH in numeric:
+        return [DEPTH]
+    return numeric if len(numeric) == 1 else []
+
+
+def metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
+    found = ["test_accuracy"] if any(isinstance(r.get("test_accuracy"), int | float) for r in rows) else []
+    if any(isinstance(r.get("r2"), int | float) and not isinstance(r.get("r2"), bool) for r in rows):
+        found.append("r2")
+    return found
+
+
+def _label(metric: str, rows: Sequence[dict[str, Any]]) -> str:
+    if metric == "r2":
+        return "test R²"
+    kinds = {r.get("metric") for r in rows} - {None}
+    if kinds == {"r2"}:
+        return "test R²"
+    return "test accuracy" if len(kinds) <= 1 else "test score (" + ", ".join(sorted(map(str, kinds))) + ")"
+
+
+def _value(v: Any) -> Any:
+    """A hashable stand-in for a grid value (mappings and lists as text)."""
+    return repr(v) if isinstance(v, dict | list) else v
+
+
+def series(grid: dict[str, list[Any]], rows: Sequence[dict[str, Any]], x: str, metric: str
+           ) -> dict[Any, dict[tuple[tuple[str, Any], ...], list[tuple[Any, float, float, float, int]]]]:
+    """Points to draw: panel -> line -> [(x, mean, min, max, n)], seeds pooled.
+
+    The panel is the method when ``method`` is an axis with two values or more (else None);
+    a line is the values of the other axes with two values or more.
+    """
+    panel_axis = METHOD if METHOD != x and len(grid.get(METHOD, [])) > 1 else None
+    line_axes = [a for a, vs in grid.items() if a not in (x, SEED, panel_axis) and len(vs) > 1]
+    pooled: dict[Any, dict[tuple, dict[Any, list[float]]]] = {}
+    for row in rows:
+        y = row.get(metric)
+        if not isinstance(y, int | float) or isinstance(y, bool):
+            continue
+        panel = row.get(panel_axis) if panel_axis else None
+        line = tuple((a, _value(row.get(a))) for a in line_axes)
+        pooled.setdefault(panel, {}).setdefault(line, {}).setdefault(_value(row.get(x)), []).append(float(y))
+    out: dict[Any, dict[tuple, list[tuple[Any, float, float, float, int]]]] = {}
+    order = {_value(v): i for i, v in enumerate(grid[x])}
+    for panel, lines in pooled.items():
+        for line, points in lines.items():
+            out.setdefault(panel, {})[line] = [
+                (xv, sum(ys) / len(ys), min(ys), max(ys), len(ys))
+                for xv, ys in sorted(points.items(), key=lambda item: order.get(item[0], 0))
+            ]
+    panels = [_value(v) for v in grid.get(METHOD, [])] if panel_axis else [None]
+    return {p: out[p] for p in panels if p in out}
+
+
+def _short(axis: str) -> str:
+    return axis.rsplit(".", 1)[-1]
+
+
+def write_figures(grid: dict[str, list[Any]], rows: Sequence[dict[str, Any]], folder: Path,
+                  title: str | None = None) -> list[Path]:
+    """Draw the figures the grid calls for (see the module doc); returns the files written."""
+    axes = x_axes(grid)
+    found = metrics(rows)
+    if not axes or not found:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for x in axes:
+        for metric in found:
+            data = series(grid, rows, x, metric)
+            if not data:
+                continue
+            n = len(data)
+            fig, panes = plt.subplots(1, n, figsize=(4.2 * n + 1.0, 3.8), sharey=True, squeeze=False)
+            for pane, (panel, lines) in zip(panes[0], data.items()):
+                for line, points in lines.items():
+                    xs = [p[0] for p in points]
+                    means = [p[1] for p in points]
+                    err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+                    label = ", ".join(f"{_short(a)} {v}" for a, v in line) or None
+                    pane.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=label)
+                values = [v for v in grid[x] if isinstance(v, int | float)]
+                if values and min(values) > 0 and max(values) / min(values) >= 100:
+                    pane.set_xscale("log")
+                elif all(isinstance(v, int) for v in values):
+                    pane.set_xticks(sorted(values))
+                pane.set_xlabel(x)
+                if panel is not None:
+                    pane.set_title(str(panel))
+                pane.grid(alpha=0.3)
+                if any(line for line in lines):
+                    pane.legend(fontsize="small")
+            panes[0][0].set_ylabel(_label(metric, rows))
+            seeds = len(grid.get(SEED, [])) > 1
+            fig.suptitle(f"{title + ': ' if title else ''}{_label(metric, rows)} vs {x}"
+                         + (" (mean over seeds, min/max bars)" if seeds else ""), fontsize="medium")
+            fig.tight_layout()
+            path = folder / f"{metric}_vs_{x.replace('.', '_')}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
+    return paths
