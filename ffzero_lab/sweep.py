@@ -269,13 +269,20 @@ def _blame(exc: UserError, source: str, axes: Sequence[str], fixed: Sequence[str
 
 
 def result_fields(result: Any) -> dict[str, Any]:
-    """A run's result as JSON-able data: every scalar (or list of scalars) field; arrays left out."""
+    """A run's result as JSON-able data: every scalar (or list of scalars) field; arrays left out.
+
+    A regression run (``metric: r2``) reports as ``run --json`` does: ``r2`` and ``layer_r2``,
+    ``test_accuracy`` and ``layer_accuracy`` null.
+    """
     items = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
     out: dict[str, Any] = {}
     for key, value in items.items():
         value = _plain(value)
         if value is not _SKIP:
             out[key] = value
+    if out.get("metric") == "r2" and "r2" not in out:
+        out["r2"], out["test_accuracy"] = out.get("test_accuracy"), None
+        out["layer_r2"], out["layer_accuracy"] = out.get("layer_accuracy"), None
     return out
 
 
@@ -397,36 +404,41 @@ class Table:
 
     Attributes:
         axes: grid fields, in the file's order.
-        extras: result keys beyond :data:`METRICS` (e.g. ``metric``, ``r2``), first seen first.
-        layers: the most layers any row reports accuracies for.
+        keys: result keys: :data:`METRICS`, then any other a result has (``metric``, ``r2``,
+            ``layer_r2``...), first seen first.
+        lengths: for each key holding lists (``layer_accuracy``...), the longest.
         rows: per cell ``{"cell": key, "status": ..., <axis>: value, <result key>: value, "error": ...}``.
     """
 
     axes: list[str]
-    extras: list[str]
-    layers: int
+    keys: list[str]
+    lengths: dict[str, int]
     rows: list[dict[str, Any]]
 
     def complete(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["status"] == "complete"]
 
+    def empty(self, key: str) -> bool:
+        return all(row.get(key) is None for row in self.rows)
+
 
 def results_table(sweep: Sweep, cells: Sequence[Cell], records: Sequence[dict[str, Any] | None]) -> Table:
-    extras: list[str] = []
-    layers = 0
+    keys = list(METRICS)
+    lengths: dict[str, int] = {}
     rows = []
     for cell, record in zip(cells, records):
         row: dict[str, Any] = {"cell": cell.key, **cell.values}
         row["status"] = record["status"] if record else "pending"
-        result = (record or {}).get("result") or {}
+        result = {k: v for k, v in ((record or {}).get("result") or {}).items() if k not in HIDDEN}
         for key, value in result.items():
-            if key not in METRICS and key not in HIDDEN and key not in extras:
-                extras.append(key)
-        row.update({k: v for k, v in result.items() if k not in HIDDEN})
-        layers = max(layers, len(result.get("layer_accuracy") or []))
+            if key not in keys:
+                keys.append(key)
+            if isinstance(value, list):
+                lengths[key] = max(lengths.get(key, 0), len(value))
+        row.update(result)
         row["error"] = (record or {}).get("error")
         rows.append(row)
-    return Table(list(sweep.grid), extras, layers, rows)
+    return Table(list(sweep.grid), keys, lengths, rows)
 
 
 def _csv_value(value: Any) -> str:
@@ -452,27 +464,35 @@ def _md_value(value: Any) -> str:
 
 
 def csv_columns(table: Table) -> list[str]:
-    return [*table.axes, "status", "test_accuracy", *(f"layer_accuracy_{i}" for i in range(table.layers)),
-            "evaluations", "wall_s", *table.extras, "error", "cell"]
+    """Grid axes, status, result keys (a list-valued key as ``<key>_<i>``, one per item), error, cell."""
+    results = []
+    for key in table.keys:
+        if key in table.lengths:
+            results += [f"{key}_{i}" for i in range(table.lengths[key])]
+        elif key == "test_accuracy" or not table.empty(key):
+            results.append(key)
+    return [*table.axes, "status", *results, "error", "cell"]
 
 
 def write_csv(table: Table, path: Path) -> Path:
-    """CSV, one row per cell; per-layer accuracies in columns ``layer_accuracy_<i>``."""
+    """CSV, one row per cell; list-valued results in columns ``<key>_<i>`` (``layer_accuracy_0``...)."""
     columns = csv_columns(table)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         for row in table.rows:
-            per_layer = row.get("layer_accuracy") or []
-            values = {**row, **{f"layer_accuracy_{i}": a for i, a in enumerate(per_layer)}}
+            values = dict(row)
+            for key in table.lengths:
+                values.update({f"{key}_{i}": v for i, v in enumerate(row.get(key) or [])})
             writer.writerow([_csv_value(values.get(c)) for c in columns])
     return path
 
 
 def markdown_columns(table: Table) -> list[str]:
+    """Grid axes, status (if a cell is not complete), the result keys some cell has, error (if any)."""
     failed = any(r["status"] != "complete" for r in table.rows)
-    return [*table.axes, *(["status"] if failed else []), "test_accuracy", "layer_accuracy", "evaluations",
-            "wall_s", *table.extras, *(["error"] if failed else [])]
+    results = [k for k in table.keys if not table.empty(k)]
+    return [*table.axes, *(["status"] if failed else []), *results, *(["error"] if failed else [])]
 
 
 def markdown(table: Table, title: str | None = None) -> str:

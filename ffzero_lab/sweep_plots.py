@@ -7,9 +7,8 @@
   more, the same figure against that axis.
 
 Every point is the mean over ``seed`` (when it is an axis) with min/max error bars. Only
-complete cells are plotted. The y axis is ``test_accuracy``, labelled by the runs' ``metric``
-(accuracy, or R^2 for regression) when the results carry one; any other numeric result key
-named ``r2`` gets a figure of its own.
+complete cells are plotted. One figure for ``test_accuracy`` and one for ``r2`` (regression
+runs), for each that some cell has a value for.
 """
 
 from __future__ import annotations
@@ -34,19 +33,12 @@ def x_axes(grid: dict[str, list[Any]]) -> list[str]:
 
 
 def metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
-    found = ["test_accuracy"] if any(isinstance(r.get("test_accuracy"), int | float) for r in rows) else []
-    if any(isinstance(r.get("r2"), int | float) and not isinstance(r.get("r2"), bool) for r in rows):
-        found.append("r2")
-    return found
+    """``test_accuracy`` and ``r2`` (regression), those that some row has a number for."""
+    return [m for m in ("test_accuracy", "r2")
+            if any(isinstance(r.get(m), int | float) and not isinstance(r.get(m), bool) for r in rows)]
 
 
-def _label(metric: str, rows: Sequence[dict[str, Any]]) -> str:
-    if metric == "r2":
-        return "test R²"
-    kinds = {r.get("metric") for r in rows} - {None}
-    if kinds == {"r2"}:
-        return "test R²"
-    return "test accuracy" if len(kinds) <= 1 else "test score (" + ", ".join(sorted(map(str, kinds))) + ")"
+LABELS = {"test_accuracy": "test accuracy", "r2": "test R²"}
 
 
 def _value(v: Any) -> Any:
@@ -125,9 +117,9 @@ def write_figures(grid: dict[str, list[Any]], rows: Sequence[dict[str, Any]], fo
                 pane.grid(alpha=0.3)
                 if any(line for line in lines):
                     pane.legend(fontsize="small")
-            panes[0][0].set_ylabel(_label(metric, rows))
+            panes[0][0].set_ylabel(LABELS[metric])
             seeds = len(grid.get(SEED, [])) > 1
-            fig.suptitle(f"{title + ': ' if title else ''}{_label(metric, rows)} vs {x}"
+            fig.suptitle(f"{title + ': ' if title else ''}{LABELS[metric]} vs {x}"
                          + (" (mean over seeds, min/max bars)" if seeds else ""), fontsize="medium")
             fig.tight_layout()
             path = folder / f"{metric}_vs_{x.replace('.', '_')}.png"

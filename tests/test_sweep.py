@@ -10,9 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 from typer.testing import CliRunner
@@ -20,7 +22,8 @@ from typer.testing import CliRunner
 from ffzero_lab.cli import app
 from ffzero_lab.errors import ConfigError
 from ffzero_lab.sweep import (
-    ResultStore, expand, load_sweep, make_record, markdown, override, plan, results_table, write_csv,
+    ResultStore, csv_columns, expand, load_sweep, make_record, markdown, override, plan, result_fields, results_table,
+    write_csv,
 )
 from ffzero_lab.sweep_dask import dask_client, run_cell, run_cells
 from ffzero_lab.sweep_plots import series, write_figures, x_axes
@@ -156,7 +159,9 @@ def test_store_records_table_and_figures(tmp_path: Path) -> None:
     assert again["runs"] == 2
 
     table = results_table(sweep, cells, store.records(cells))
-    assert table.axes == ["method", "network.layers", "seed"] and table.extras == ["r2"] and table.layers == 2
+    assert table.axes == ["method", "network.layers", "seed"]
+    assert table.keys == ["test_accuracy", "layer_accuracy", "evaluations", "wall_s", "r2"]
+    assert table.lengths == {"layer_accuracy": 2}
     write_csv(table, tmp_path / "results.csv")
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert len(rows) == 8
@@ -177,6 +182,32 @@ def test_store_records_table_and_figures(tmp_path: Path) -> None:
     paths = write_figures(sweep.grid, complete, tmp_path, "t")
     assert [p.name for p in paths] == ["test_accuracy_vs_network_layers.png", "r2_vs_network_layers.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_a_regression_result_reports_r2_as_run_json_does_and_its_table_shows_it(tmp_path: Path) -> None:
+    @dataclass
+    class Result:  # the orchestrator's RunResult, arrays and all
+        run_uid: str
+        test_accuracy: float
+        layer_accuracy: list[float | None]
+        metric: str
+        evaluations: int
+        wall_s: float
+        parameters: list[np.ndarray]
+
+    fields = result_fields(Result("u", np.float64(0.8), [0.5, 0.8], "r2", 10, 0.1, [np.zeros(3)]))
+    assert fields == {"run_uid": "u", "test_accuracy": None, "layer_accuracy": None, "metric": "r2",
+                      "evaluations": 10, "wall_s": 0.1, "r2": 0.8, "layer_r2": [0.5, 0.8]}
+    sweep = load_sweep(write(tmp_path, FAST + "grid: {seed: [0, 1]}\n"))
+    cells = expand(sweep)
+    records = [make_record(c, {"status": "complete", "result": fields}, None) for c in cells]
+    table = results_table(sweep, cells, records)
+    assert csv_columns(table) == ["seed", "status", "test_accuracy", "evaluations", "wall_s", "metric", "r2",
+                                  "layer_r2_0", "layer_r2_1", "error", "cell"]
+    assert "| seed | evaluations | wall_s | metric | r2 | layer_r2 |" in markdown(table)
+    paths = write_figures({"seed": [0, 1], "train.lr": [0.1, 0.01]}, [
+        {"seed": s, "train.lr": lr, "r2": 0.5 + s + lr} for s in (0, 1) for lr in (0.1, 0.01)], tmp_path)
+    assert [p.name for p in paths] == ["r2_vs_train_lr.png"]
 
 
 def test_which_axes_are_plotted() -> None:
