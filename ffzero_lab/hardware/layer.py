@@ -53,8 +53,6 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
         self.in_features = self.ports = self.out_features = spec.modes
         self._bounds = ParameterBounds.phases(len(spec.names), spec.names)
         self._theta = self._bounds.apply(initial)
-        self._meters = sorted({p.instrument for p in spec.detectors})
-        self._ports = [(self._meters.index(p.instrument), p.port - 1) for p in spec.detectors]
 
     # -- parameters ---------------------------------------------------------------------------
     def set_parameters(self, values: NDArray[np.floating]) -> None:
@@ -84,10 +82,6 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
                                   "which the input modulators cannot set")
         return self.spec.modulators.laws.voltages_V(modulator_phase(x))
 
-    def _read_taps(self) -> NDArray[np.float64]:
-        readings = [self.rig.read(meter) for meter in self._meters]
-        return np.array([readings[m][port] for m, port in self._ports])
-
     # -- PhysicalLayer ------------------------------------------------------------------------
     def propagate(
         self, inputs: NDArray[np.generic], settings: NDArray[np.floating]
@@ -107,7 +101,7 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
                 self._write_phases(settings[s])
                 current = s
             self.rig.write(self.spec.modulators.grouped(volts_in[s, b] if per_setting else volts_in[b]), "input")
-            taps[s, b] = self._read_taps()
+            taps[s, b] = self.rig.read_ports(self.spec.detectors)
         return detected_amplitudes(taps), taps
 
     def safe_state(self) -> None:

@@ -1,0 +1,123 @@
+"""``ffzero-lab run --instruments``: training through pyvisa-py, sockets and the real drivers against
+the emulated rig, and what happens when the instruments misbehave."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from drivers.emulated.rig import EmulatedRig
+from drivers.emulated.server import Fault
+from ffzero_lab.cli import app
+from ffzero_lab.runstore import RunStore
+
+from .conftest import live_instruments_file
+
+#: A 4-mode task: the bundled digits averaged down to 2 x 2 pixels (one per input mode).
+PROTOCOL = {
+    "name": "rig-4-mode", "seed": 0, "method": "ff-dd",
+    "data": {"set": "digits", "encoding": "amplitude", "resize": [2, 2], "train_limit": 128, "test_limit": 128},
+    "network": {"layers": 1, "width": 4},
+    "train": {"epochs": 3, "batch_size": 16, "optimizer": "adam", "lr": 0.05, "directions": 2, "eps": 0.05},
+    "goodness": {"centre": True, "prototype_steps": 100},
+}
+
+
+def protocol_file(folder: Path, **train: object) -> Path:
+    doc = json.loads(json.dumps(PROTOCOL))
+    doc["train"].update(train)
+    path = folder / "protocol.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def run(protocol: Path, instruments: Path, folder: Path, *extra: str):
+    return CliRunner().invoke(app, ["run", str(protocol), "--instruments", str(instruments),
+                                    "--runs-dir", str(folder / "runs"), "--quiet", *extra])
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_run_trains_through_the_drivers_against_the_emulated_rig(emulated: EmulatedRig, tmp_path: Path) -> None:
+    result = run(protocol_file(tmp_path), live_instruments_file(emulated, tmp_path), tmp_path, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["test_accuracy"] > 0.15  # 10 classes from 4 pixels: chance is 0.1
+    assert summary["evaluations"] == 3 * 8 * 2 * 2 * 16 + 3 * 128 + 128
+    np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)  # left safe
+    store = RunStore(tmp_path / "runs")
+    try:
+        assert store.summary(summary["run_id"]).status == "complete"
+        assert store.array(summary["run_id"], "device/0/phase_k_rad_per_V2").shape == (16,)
+    finally:
+        store.close()
+
+
+def test_run_needs_exactly_one_rig(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(protocol_file(tmp_path))])
+    assert result.exit_code == 2
+    assert "--rig ADDRESS or --instruments FILE (one of them)" in result.stderr
+
+
+def test_a_set_point_out_of_reach_stops_the_run_before_any_write(emulated: EmulatedRig, tmp_path: Path) -> None:
+    instruments = live_instruments_file(emulated, tmp_path, channel_overrides={18: {"voltage_max_V": 1.0}})
+    result = run(protocol_file(tmp_path), instruments, tmp_path)
+    assert result.exit_code == 2
+    (line,) = error_lines(result.stderr)
+    assert "layers[0].modulators[2]: instrument 'heaters' channel 18 may need" in line
+    assert "for the protocol's inputs" in line and "above voltage_max_V = 1 V" in line
+    np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)
+
+
+def test_transient_faults_are_retried_and_the_run_completes(
+    start_rig: Callable[..., EmulatedRig], tmp_path: Path
+) -> None:
+    emulated = start_rig(instruments={"heaters": {"faults": [
+        {"match": "VVEC16=*", "reply": "E15:16", "count": 2},  # communication errors
+        {"match": "VVEC0=*", "silent": True, "count": 1},  # a timeout
+    ]}, "meter": {"faults": [{"match": ":FETC:POW:ALL?", "drop": True, "count": 1}]}})  # a dropped connection
+    instruments = live_instruments_file(emulated, tmp_path)
+    doc = yaml.safe_load(instruments.read_text())
+    doc["instruments"]["heaters"]["timeout_ms"] = 200
+    instruments.write_text(yaml.safe_dump(doc))
+    result = run(protocol_file(tmp_path, epochs=1), instruments, tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert all(f.count == 0 for server in emulated.servers.values() for f in server.faults)  # every fault hit
+    np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (("meter", Fault(":FETC:POW:ALL?", silent=True)),
+         r"error: instrument 'meter': no reply from TCPIP0::127.0.0.1::\d+::SOCKET within 300 ms "
+         r"\(command ':FETC:POW:ALL\?'\) \(the run is recorded as failed"),
+        (("heaters", Fault("VVEC16=*", reply="E01:17", count=1)),
+         r"error: instrument 'heaters' channel 17: error E01 \(over-voltage\) \(command 'VVEC16=[0-9.,]+'\)"),
+    ],
+    ids=["meter-silent", "over-voltage-reply"],
+)
+def test_a_lasting_fault_stops_the_run_with_one_line_and_the_heaters_safe(
+    emulated: EmulatedRig, tmp_path: Path, fault: tuple[str, Fault], expected: str
+) -> None:
+    import re
+
+    instruments = live_instruments_file(emulated, tmp_path, retries=1)
+    doc = yaml.safe_load(instruments.read_text())
+    doc["instruments"]["meter"]["timeout_ms"] = 300
+    instruments.write_text(yaml.safe_dump(doc))
+    protocol = protocol_file(tmp_path, epochs=1)
+    emulated.inject(*fault)
+    result = run(protocol, instruments, tmp_path)
+    assert result.exit_code == 2
+    (line,) = error_lines(result.stderr)
+    assert re.search(expected, line), line
+    np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)
