@@ -136,3 +136,14 @@ def test_realistic_preset_and_overrides() -> None:
     m = SimulatedMesh(N, MeshSettings(preset="realistic"), seed=1)
     taps = m.evaluate(unit_inputs(), m.get_parameters())
     assert taps.shape == (1, 5, N) and np.all(taps >= 0) and taps.sum(axis=-1).max() < 1e-3
+
+
+def test_controller_keeps_a_heater_on_its_branch_across_the_wrap() -> None:
+    """A phase stepping across phi0 (the wrap) stays continuous in voltage with a reference."""
+    bank = HeaterBank(np.zeros(1), np.full(1, 2 * np.pi / 64), 12.0, 0, None, 0.0)
+    near_wrap = np.array([[2 * np.pi - 1e-3], [1e-3]])  # just below and just above the wrap
+    lowest = bank.voltages(near_wrap)
+    assert lowest[0, 0] > 7.9 and lowest[1, 0] < 0.2  # a jump of ~8 V without hysteresis
+    held = bank.voltages(near_wrap, reference=np.array([8.0]))
+    assert abs(held[1, 0] - held[0, 0]) < 0.01  # the second phase taken on the 2 pi + branch
+    np.testing.assert_allclose(np.mod(bank.thermal_phases(held), 2 * np.pi), np.mod(near_wrap, 2 * np.pi), atol=1e-9)

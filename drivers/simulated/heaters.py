@@ -50,12 +50,25 @@ class HeaterBank:
         """True when requested phases are produced exactly."""
         return self.bits == 0 and self.coupling is None and self.settle_factor == 0.0
 
-    def voltages(self, phases: NDArray[np.floating]) -> NDArray[np.float64]:
-        """Voltages ``(S, n)`` the controller writes for requested phases ``(S, n)``, DAC-quantised."""
-        v = np.sqrt(np.mod(phases - self.phi0, TWO_PI) / self.k)
+    def voltages(self, phases: NDArray[np.floating], reference: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
+        """Voltages ``(S, n)`` the controller writes for requested phases ``(S, n)``, DAC-quantised.
+
+        A phase is reached on every branch ``phi + 2 pi m`` that fits under ``v_max``. The
+        controller takes the branch whose voltage is closest to ``reference`` (``(n,)``, the
+        voltages applied now), as lab controllers do, so that a small phase change never
+        makes a heater jump by a whole 2 pi of thermal power (and its neighbours with it,
+        through crosstalk). Without a reference, the lowest branch.
+        """
+        base = np.mod(phases - self.phi0, TWO_PI)
+        v = np.sqrt(base / self.k)
         if np.any(v > self.v_max):
             worst = float(v.max())
             raise ValueError(f"a phase needs {worst:.3f} V, above the {self.v_max} V full scale")
+        if reference is not None:
+            branches = int(np.floor(float(np.max(self.k)) * self.v_max**2 / TWO_PI)) + 1
+            candidates = np.sqrt((base[None] + TWO_PI * np.arange(branches)[:, None, None]) / self.k)  # (M, S, n)
+            distance = np.where(candidates <= self.v_max, np.abs(candidates - reference), np.inf)
+            v = np.take_along_axis(candidates, distance.argmin(axis=0)[None], axis=0)[0]
         if self.bits:
             step = self.v_max / (2**self.bits - 1)
             v = np.round(v / step) * step
@@ -69,11 +82,14 @@ class HeaterBank:
             phases = phases + (self.coupling @ own.T).T
         return phases
 
-    def produced(self, phases: NDArray[np.floating]) -> NDArray[np.float64]:
-        """Settled phases ``(S, n)`` the chip produces when ``phases`` are requested."""
+    def produced(self, phases: NDArray[np.floating], reference: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
+        """Settled phases ``(S, n)`` the chip produces when ``phases`` are requested.
+
+        ``reference``: the voltages applied now (see :meth:`voltages`).
+        """
         if self.bits == 0 and self.coupling is None:
             return np.asarray(phases, dtype=np.float64)
-        return self.thermal_phases(self.voltages(phases))
+        return self.thermal_phases(self.voltages(phases, reference))
 
 
 def settle(targets: NDArray[np.floating], previous: NDArray[np.floating], factor: float) -> NDArray[np.float64]:
