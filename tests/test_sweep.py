@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 
 from ffzero_lab.cli import app
 from ffzero_lab.errors import ConfigError
+from ffzero_lab.orchestrator import RunResult
 from ffzero_lab.sweep import (
     ResultStore, csv_columns, expand, load_sweep, make_record, markdown, override, plan, result_fields, results_table,
     write_csv,
@@ -185,17 +185,9 @@ def test_store_records_table_and_figures(tmp_path: Path) -> None:
 
 
 def test_a_regression_result_reports_r2_as_run_json_does_and_its_table_shows_it(tmp_path: Path) -> None:
-    @dataclass
-    class Result:  # the orchestrator's RunResult, arrays and all
-        run_uid: str
-        test_accuracy: float
-        layer_accuracy: list[float | None]
-        metric: str
-        evaluations: int
-        wall_s: float
-        parameters: list[np.ndarray]
-
-    fields = result_fields(Result("u", np.float64(0.8), [0.5, 0.8], "r2", 10, 0.1, [np.zeros(3)]))
+    result = RunResult(run_uid="u", test_accuracy=np.float64(0.8), layer_accuracy=[0.5, 0.8], metric="r2",
+                       evaluations=10, wall_s=0.1, prototypes=[np.zeros((1, 3))], parameters=[np.zeros(3)])
+    fields = result_fields(result)  # arrays left out
     assert fields == {"run_uid": "u", "test_accuracy": None, "layer_accuracy": None, "metric": "r2",
                       "evaluations": 10, "wall_s": 0.1, "r2": 0.8, "layer_r2": [0.5, 0.8]}
     sweep = load_sweep(write(tmp_path, FAST + "grid: {seed: [0, 1]}\n"))
@@ -238,6 +230,8 @@ def test_local_cluster_binds_to_loopback_with_two_single_threaded_workers(client
     assert len(info["workers"]) == 2
     assert all(addr.startswith("tcp://127.0.0.1:") for addr in info["workers"])
     assert all(w["nthreads"] == 1 for w in info["workers"].values())
+    environ = client.run(lambda: {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")})
+    assert list(environ.values()) == [{"OMP_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": None}] * 2
     # every socket the cluster listens on (scheduler, its HTTP server, nannies, workers): loopback
     me = psutil.Process()
     listening = [c.laddr for p in [me, *me.children(recursive=True)]

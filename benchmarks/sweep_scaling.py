@@ -1,0 +1,84 @@
+"""Sweep scaling: the same 16-cell sweep on a LocalCluster of 1 worker, then of 2.
+
+Each cell trains quickstart on the digital device (2 layers of 32, full digits, 100 epochs per
+layer: about 6 s of single-threaded numpy); the grid is seed x learning rate, so the cells cost
+about the same.
+Both runs start from a fresh output folder and a fresh cluster, in this one process. The
+speed-up is given two ways: over the whole sweep (cluster start, worker warm-up and cells) and
+over the cells alone (first submission to last stored record).
+
+Usage: uv run python benchmarks/sweep_scaling.py [--epochs 100] [--set F=V ...]
+
+Prints a table, then as its last line one JSON object with the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common import ROOT, machine, report
+
+from ffzero_lab.sweep import ResultStore, expand, load_sweep, write_outputs
+from ffzero_lab.sweep_dask import dask_client, run_cells
+
+FIXED = {"device.driver": "digital", "device.settings": {}, "network.activation": {}, "data.encoding": "raw",
+         "network.width": 32, "network.layers": 2, "record.measurements": False}
+GRID = {"seed": list(range(8)), "train.lr": [0.01, 0.005]}
+
+
+def timed_sweep(path: Path, output: Path, workers: int) -> dict[str, Any]:
+    sweep = load_sweep(path)
+    cells = expand(sweep)
+    store = ResultStore(output)
+    start = time.perf_counter()
+    with dask_client(workers=workers) as client:
+        ready = time.perf_counter()
+        records = run_cells(client, cells, store)
+        done = time.perf_counter()
+    write_outputs(sweep, cells, store)
+    failed = [r for r in records if r["status"] != "complete"]
+    if failed:
+        raise SystemExit(f"{len(failed)} cells failed: {failed[0]['error']}")
+    busy = sum(r["finished_at"] - r["started_at"] for r in records)
+    return {"workers": workers, "cells": len(records), "total_s": done - start, "cells_s": done - ready,
+            "cluster_start_s": ready - start, "cell_busy_s": busy,
+            "train_s": sum(r["result"]["wall_s"] for r in records),
+            "mean_accuracy": sum(r["result"]["test_accuracy"] for r in records) / len(records)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+
+    fixed = {**FIXED, "train.epochs": args.epochs}
+    for item in args.overrides:
+        key, _, value = item.partition("=")
+        fixed[key] = yaml.safe_load(value)
+    with tempfile.TemporaryDirectory(prefix="sweep-scaling-") as tmp:
+        folder = Path(tmp)
+        path = folder / "scaling.yaml"
+        path.write_text(yaml.safe_dump({"name": "scaling", "protocol": str(ROOT / "protocols" / "quickstart.yaml"),
+                                        "set": fixed, "grid": GRID}, sort_keys=False))
+        runs = [timed_sweep(path, folder / f"out-{n}", n) for n in (1, 2)]
+    one, two = runs
+    rows = [[str(r["workers"]), str(r["cells"]), f"{r['total_s']:.1f}", f"{r['cells_s']:.1f}",
+             f"{r['cluster_start_s']:.1f}", f"{r['cell_busy_s']:.1f}", f"{r['train_s']:.1f}",
+             f"{r['mean_accuracy']:.3f}"] for r in runs]
+    summary = {"benchmark": "sweep_scaling", "fixed": fixed, "grid": GRID, **machine(), "runs": runs,
+               "speedup_total": one["total_s"] / two["total_s"], "speedup_cells": one["cells_s"] / two["cells_s"]}
+    report(f"16-cell sweep on 1 vs 2 local Dask workers: speed-up {summary['speedup_total']:.2f}x overall, "
+           f"{summary['speedup_cells']:.2f}x over the cells",
+           ["workers", "cells", "total s", "cells s", "cluster start s", "sum of cell s", "sum of train s",
+            "mean acc."], rows, summary)
+
+
+if __name__ == "__main__":
+    main()
