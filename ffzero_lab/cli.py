@@ -120,7 +120,8 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
     final = "readout" if proto.method.startswith("bp") else ("last layer" if r2 else "voted")
     table.add_row(f"[bold]{final}[/]", f"[bold]{result.test_accuracy:.4f}[/]")
     console = err if as_json else out
-    console.print(f"[bold]run {run_id}[/] ({result.run_uid[:8]}) {proto.method} on {proto.device.driver}: "
+    device = (prepared.network.description or {}).get("rig") or proto.device.driver
+    console.print(f"[bold]run {run_id}[/] ({result.run_uid[:8]}) {proto.method} on {device}: "
                   f"{result.evaluations:,} device evaluations in {result.wall_s:.1f} s", highlight=False)
     console.print(table)
     if as_json:

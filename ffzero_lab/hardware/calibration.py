@@ -86,6 +86,8 @@ def save_calibration(path: str | Path, calibration: CalibrationFile) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     document = calibration.model_dump(mode="json", exclude_none=True)
+    document["channels"] = {name: {int(channel): laws[channel] for channel in sorted(laws, key=int)}
+                            for name, laws in document["channels"].items()}
     for laws in document["channels"].values():
         for law in laws.values():
             if not law.get("pinned"):
