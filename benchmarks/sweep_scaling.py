@@ -5,7 +5,9 @@ layer: about 6 s of single-threaded numpy); the grid is seed x learning rate, so
 about the same.
 Both runs start from a fresh output folder and a fresh cluster, in this one process. The
 speed-up is given two ways: over the whole sweep (cluster start, worker warm-up and cells) and
-over the cells alone (first submission to last stored record).
+over the cells alone (first submission to last stored record). The machine's 1-minute load
+average before and after each run, and how much longer a cell took on 2 workers than on 1,
+tell whether other work was competing for the cores.
 
 Usage: uv run python benchmarks/sweep_scaling.py [--epochs 100] [--set F=V ...]
 
@@ -15,6 +17,7 @@ Prints a table, then as its last line one JSON object with the same figures.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +31,7 @@ from ffzero_lab.sweep import ResultStore, expand, load_sweep, write_outputs
 from ffzero_lab.sweep_dask import dask_client, run_cells
 
 FIXED = {"device.driver": "digital", "device.settings": {}, "network.activation": {}, "data.encoding": "raw",
-         "network.width": 32, "network.layers": 2, "record.measurements": False}
+         "network.width": 32, "network.layers": 2, "train.eps": 0.01, "record.measurements": False}
 GRID = {"seed": list(range(8)), "train.lr": [0.01, 0.005]}
 
 
@@ -36,6 +39,7 @@ def timed_sweep(path: Path, output: Path, workers: int) -> dict[str, Any]:
     sweep = load_sweep(path)
     cells = expand(sweep)
     store = ResultStore(output)
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     with dask_client(workers=workers) as client:
         ready = time.perf_counter()
@@ -48,7 +52,7 @@ def timed_sweep(path: Path, output: Path, workers: int) -> dict[str, Any]:
     busy = sum(r["finished_at"] - r["started_at"] for r in records)
     return {"workers": workers, "cells": len(records), "total_s": done - start, "cells_s": done - ready,
             "cluster_start_s": ready - start, "cell_busy_s": busy,
-            "train_s": sum(r["result"]["wall_s"] for r in records),
+            "train_s": sum(r["result"]["wall_s"] for r in records), "load_before": load, "load_after": os.getloadavg()[0],
             "mean_accuracy": sum(r["result"]["test_accuracy"] for r in records) / len(records)}
 
 
@@ -71,13 +75,15 @@ def main() -> None:
     one, two = runs
     rows = [[str(r["workers"]), str(r["cells"]), f"{r['total_s']:.1f}", f"{r['cells_s']:.1f}",
              f"{r['cluster_start_s']:.1f}", f"{r['cell_busy_s']:.1f}", f"{r['train_s']:.1f}",
-             f"{r['mean_accuracy']:.3f}"] for r in runs]
+             f"{r['mean_accuracy']:.3f}", f"{r['load_before']:.1f} / {r['load_after']:.1f}"] for r in runs]
     summary = {"benchmark": "sweep_scaling", "fixed": fixed, "grid": GRID, **machine(), "runs": runs,
-               "speedup_total": one["total_s"] / two["total_s"], "speedup_cells": one["cells_s"] / two["cells_s"]}
+               "speedup_total": one["total_s"] / two["total_s"], "speedup_cells": one["cells_s"] / two["cells_s"],
+               "cell_slowdown": two["cell_busy_s"] / one["cell_busy_s"]}
     report(f"16-cell sweep on 1 vs 2 local Dask workers: speed-up {summary['speedup_total']:.2f}x overall, "
-           f"{summary['speedup_cells']:.2f}x over the cells",
+           f"{summary['speedup_cells']:.2f}x over the cells; a cell took {summary['cell_slowdown']:.2f}x as long "
+           "on 2 workers (over 1: other work on the machine, or memory bandwidth)",
            ["workers", "cells", "total s", "cells s", "cluster start s", "sum of cell s", "sum of train s",
-            "mean acc."], rows, summary)
+            "mean acc.", "load avg. before / after"], rows, summary)
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return " ".join(f"{k}={_show(v)}" for k, v in self.values.items()) or "(base protocol)"
+        return cell_label(self.values) or "(base protocol)"
 
     @property
     def document(self) -> dict[str, Any]:
@@ -205,6 +205,11 @@ class Cell:
 
 def _show(value: Any) -> str:
     return _canonical(value) if isinstance(value, dict | list) else str(value)
+
+
+def cell_label(values: dict[str, Any]) -> str:
+    """``method=ff-dd network.layers=2``."""
+    return " ".join(f"{k}={_show(v)}" for k, v in values.items())
 
 
 def protocol_key(protocol: Protocol) -> str:
@@ -240,7 +245,7 @@ def expand(sweep: Sweep) -> list[Cell]:
     for index, combo in enumerate(itertools.product(*(sweep.grid[a] for a in axes))):
         values = dict(zip(axes, combo))
         overrides = sweep.fixed + tuple(override(a, v) for a, v in values.items())
-        label = " ".join(f"{k}={_show(v)}" for k, v in values.items())
+        label = cell_label(values)
         try:
             protocol, _ = load_protocol(sweep.base, overrides)
             check_device(protocol, str(sweep.base))
