@@ -7,7 +7,8 @@ Both runs start from a fresh output folder and a fresh cluster, in this one proc
 speed-up is given two ways: over the whole sweep (cluster start, worker warm-up and cells) and
 over the cells alone (first submission to last stored record). The machine's 1-minute load
 average before and after each run, and how much longer a cell took on 2 workers than on 1,
-tell whether other work was competing for the cores.
+tell whether other work was competing for the cores; so does each cell's CPU time over its
+wall time on its worker (1.0: the worker had its core to itself).
 
 Usage: uv run python benchmarks/sweep_scaling.py [--epochs 100] [--set F=V ...]
 
@@ -49,9 +50,10 @@ def timed_sweep(path: Path, output: Path, workers: int) -> dict[str, Any]:
     failed = [r for r in records if r["status"] != "complete"]
     if failed:
         raise SystemExit(f"{len(failed)} cells failed: {failed[0]['error']}")
-    busy = sum(r["finished_at"] - r["started_at"] for r in records)
+    busy = sum(r["cell_s"] for r in records)
     return {"workers": workers, "cells": len(records), "total_s": done - start, "cells_s": done - ready,
             "cluster_start_s": ready - start, "cell_busy_s": busy,
+            "cell_cpu_s": sum(r["cpu_s"] for r in records),
             "train_s": sum(r["result"]["wall_s"] for r in records), "load_before": load, "load_after": os.getloadavg()[0],
             "mean_accuracy": sum(r["result"]["test_accuracy"] for r in records) / len(records)}
 
@@ -74,7 +76,8 @@ def main() -> None:
         runs = [timed_sweep(path, folder / f"out-{n}", n) for n in (1, 2)]
     one, two = runs
     rows = [[str(r["workers"]), str(r["cells"]), f"{r['total_s']:.1f}", f"{r['cells_s']:.1f}",
-             f"{r['cluster_start_s']:.1f}", f"{r['cell_busy_s']:.1f}", f"{r['train_s']:.1f}",
+             f"{r['cluster_start_s']:.1f}", f"{r['cell_busy_s']:.1f}", f"{r['cell_cpu_s'] / r['cell_busy_s']:.2f}",
+             f"{r['train_s']:.1f}",
              f"{r['mean_accuracy']:.3f}", f"{r['load_before']:.1f} / {r['load_after']:.1f}"] for r in runs]
     summary = {"benchmark": "sweep_scaling", "fixed": fixed, "grid": GRID, **machine(), "runs": runs,
                "speedup_total": one["total_s"] / two["total_s"], "speedup_cells": one["cells_s"] / two["cells_s"],
@@ -82,7 +85,7 @@ def main() -> None:
     report(f"16-cell sweep on 1 vs 2 local Dask workers: speed-up {summary['speedup_total']:.2f}x overall, "
            f"{summary['speedup_cells']:.2f}x over the cells; a cell took {summary['cell_slowdown']:.2f}x as long "
            "on 2 workers (over 1: other work on the machine, or memory bandwidth)",
-           ["workers", "cells", "total s", "cells s", "cluster start s", "sum of cell s", "sum of train s",
+           ["workers", "cells", "total s", "cells s", "cluster start s", "sum of cell s", "CPU / cell s", "sum of train s",
             "mean acc.", "load avg. before / after"], rows, summary)
 
 

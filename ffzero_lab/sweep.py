@@ -314,7 +314,8 @@ class ResultStore:
     A record: ``key``, ``values`` (the grid point), ``overrides``, ``status`` (``complete`` or
     ``failed``), ``result`` (see :func:`result_fields`; None if failed), ``error`` (None if
     complete), ``runs`` (how many times the cell has been computed), ``started_at`` and
-    ``finished_at`` (unix seconds, on the worker and on the client), ``worker``.
+    ``finished_at`` (unix seconds, on the worker and on the client), ``cell_s`` and ``cpu_s``
+    (the cell's wall and CPU seconds on its worker, data loading included), ``worker``.
     """
 
     def __init__(self, folder: str | Path) -> None:
@@ -365,6 +366,8 @@ def make_record(cell: Cell, outcome: dict[str, Any], previous: dict[str, Any] | 
         "runs": (previous or {}).get("runs", 0) + 1,
         "started_at": outcome.get("started_at"),
         "finished_at": time.time(),
+        "cell_s": outcome.get("cell_s"),
+        "cpu_s": outcome.get("cpu_s"),
         "worker": outcome.get("worker"),
     }
 

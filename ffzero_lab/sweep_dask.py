@@ -27,8 +27,13 @@ from .sweep import Cell, ResultStore, make_record, result_fields
 
 def run_cell(document: dict[str, Any], source: str, data_dir: str | None) -> dict[str, Any]:
     """Train one cell (on a worker); never raises: a failure comes back as ``status: failed``."""
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def timing() -> dict[str, Any]:
+        return {"started_at": started, "cell_s": time.time() - started, "cpu_s": time.process_time() - cpu,
+                "worker": worker}
+
     try:
         from .datasets import resolve_data_dir
         from .orchestrator import Orchestrator
@@ -38,12 +43,11 @@ def run_cell(document: dict[str, Any], source: str, data_dir: str | None) -> dic
         protocol = parse_protocol(document, source)
         prepared = prepare(protocol, source, resolve_data_dir(data_dir))
         result = Orchestrator(protocol, prepared.network, prepared.dataset, [], prepared.seeds).run()
-        return {"status": "complete", "result": result_fields(result), "started_at": started, "worker": worker}
+        return {"status": "complete", "result": result_fields(result), **timing()}
     except Exception as exc:  # recorded with the cell; the sweep goes on
         last = traceback.extract_tb(exc.__traceback__)[-1:] if not isinstance(exc, UserError) else []
         where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}{where}", "started_at": started,
-                "worker": worker}
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}{where}", **timing()}
 
 
 @contextmanager

@@ -248,6 +248,7 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(client: Any, tmp_path:
     assert sorted(seen) == sorted(c.key for c in cells)
     status = {r["values"]["data.set"]: r for r in records}
     assert status["digits"]["status"] == "complete" and status["digits"]["result"]["evaluations"] > 0
+    assert 0 < status["digits"]["cpu_s"] and 0 < status["digits"]["cell_s"] < 60
     assert status["nosuchset"]["status"] == "failed" and "nosuchset" in status["nosuchset"]["error"]
     assert store.get(cells[1].key)["status"] == "failed"
 
