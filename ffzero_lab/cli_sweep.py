@@ -68,27 +68,26 @@ def register(app: typer.Typer) -> None:
         if todo.todo:
             columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TextColumn("{task.fields[note]}")]
-            with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
-                task = progress.add_task("cells", total=len(todo.todo), note="")
+            try:
+                with dask_client(scheduler, n_workers) as client, \
+                        Progress(*columns, console=err, disable=quiet) as progress:
+                    task = progress.add_task("cells", total=len(todo.todo), note="")
 
-                def on_record(cell, record):  # noqa: ANN001, ANN202
-                    nonlocal failed
-                    if record["status"] != "complete":
-                        failed += 1
-                        progress.console.print(f"[red]failed[/] {cell.label}: {record['error']}",
-                                               highlight=False, soft_wrap=True)
-                    progress.update(task, advance=1, note=f"{failed} failed" if failed else "")
+                    def on_record(cell, record):  # noqa: ANN001, ANN202
+                        nonlocal failed
+                        if record["status"] != "complete":
+                            failed += 1
+                            progress.console.print(f"[red]failed[/] {cell.label}: {record['error']}",
+                                                   highlight=False, soft_wrap=True)
+                        progress.update(task, advance=1, note=f"{failed} failed" if failed else "")
 
-                try:
-                    with dask_client(scheduler, n_workers) as client:
-                        run_cells(client, todo.todo, store, str(data_dir) if data_dir else None, on_record)
-                except UserError as exc:
-                    raise fail(exc) from None
-                except KeyboardInterrupt:
-                    progress.stop()
-                    err.print(f"[yellow]interrupted[/]: finished cells are stored in {store.folder}; "
-                              "the same command runs the rest", highlight=False)
-                    raise typer.Exit(code=130) from None
+                    run_cells(client, todo.todo, store, str(data_dir) if data_dir else None, on_record)
+            except UserError as exc:
+                raise fail(exc) from None
+            except KeyboardInterrupt:
+                err.print(f"[yellow]interrupted[/]: finished cells are stored in {store.folder}; "
+                          "the same command runs the rest", highlight=False)
+                raise typer.Exit(code=130) from None
         try:
             table, paths = write_outputs(spec, cells, store)
         except UserError as exc:

@@ -133,6 +133,8 @@ def test_cli_rejects_a_bad_cell_in_one_line_before_anything_runs(tmp_path: Path)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "grid cell seed=0 train.batch_size=0: train.batch_size" in lines[0]
     assert not out.exists()
+    result = runner.invoke(app, ["sweep", str(path), "--workers", "0", "--output", str(out)])
+    assert result.exit_code == 2 and result.stderr.strip() == "error: --workers: need at least 1 worker"
 
 
 # --- store, table, figures (no Dask) -------------------------------------------------------------
