@@ -79,7 +79,7 @@ def calibrate(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Calibration file to write [default: the one instruments.yaml names].")] = None,
     plots: Annotated[Optional[Path], typer.Option("--plots", help="Folder for one PNG per channel's fit.")] = None,
     points: Annotated[int, typer.Option("--points", help="Voltages per sweep, evenly spaced in V^2.", min=6)] = 24,
-    starts: Annotated[int, typer.Option("--starts", help="Most random starts of the mesh-phase fit.", min=1)] = 60,
+    starts: Annotated[int, typer.Option("--starts", help="Most starts of the mesh-phase fit (decompositions first, then random).", min=1)] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the fit's random starts.")] = 0,
 ) -> None:
     """Sweep every heater channel of the rig's meshes, fit phi = phi0 + k V^2 and write the calibration file."""

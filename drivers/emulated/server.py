@@ -68,6 +68,7 @@ class LineServer:
         self.lock = threading.Lock()  # one command at a time across connections
         self.commands = 0  # command lines received
         self.busy_s = 0.0  # time spent in reply latency, s
+        self.handler_s = 0.0  # time the emulated instrument took to answer, s
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._clients: list[socket.socket] = []
@@ -150,7 +151,9 @@ class LineServer:
             if fault is not None and (fault.silent or fault.reply is not None):
                 replies = [] if fault.silent else [fault.reply.encode("ascii") + b"\n"]  # type: ignore[union-attr]
             else:
+                started = time.perf_counter()
                 replies = self.handler(command)
+                self.handler_s += time.perf_counter() - started
         delay = self.latency_s + (fault.delay_s if fault is not None else 0.0)
         if replies and delay > 0:
             time.sleep(delay)

@@ -9,8 +9,10 @@ For each mesh, with every heater of the rig starting at its safe value:
 2. **Mesh phases.** Each is swept the same way, the others held at their safe values; at every
    voltage the inputs go through N + 1 patterns (light into one mode, for each mode, then into all)
    and every port is read. Each channel's ``k`` is the frequency shared by all its sinusoids
-   (:func:`.fit.fit_sinusoids`); the ``phi0`` of all of them come from one fit of the mesh's design
-   to all sweeps (:func:`.fit.fit_mesh_offsets`), with the offsets power meters cannot see pinned.
+   (:func:`.fit.fit_sinusoids`); the sweeps of the input phases give the mesh's transfer matrix,
+   decomposed into the design's phases for a first guess, and the ``phi0`` of all of them come from
+   one fit of the design to all sweeps (:func:`.fit.fit_mesh_offsets`), with the offsets power
+   meters cannot see pinned.
 
 Every write goes through the drivers (limits and budget checked before a byte is sent); before
 anything is written the sweeps are checked against the channel limits and the power budget. The
@@ -31,7 +33,17 @@ from rich.table import Table
 from ..errors import ConfigError
 from ..instruments import ChannelRef, RigConfig
 from .calibration import CalibrationFile, ChannelLaw, PhaseLaws, save_calibration
-from .fit import MeshFit, MeshSweeps, Sinusoids, fit_mesh_offsets, fit_sinusoids, modulator_phi0
+from .fit import (
+    MeshFit,
+    MeshSweeps,
+    Sinusoids,
+    decompose,
+    fit_mesh_offsets,
+    fit_sinusoids,
+    modulator_phi0,
+    nearest_unitary,
+    transfer_from_gamma_sweeps,
+)
 from .optics import MeshOptics, modulator_field
 from .rig import RigIO
 from .spec import Channels, LayerSpec, layer_specs
@@ -199,7 +211,8 @@ class Calibrator:
         offset = np.stack([s.fit.offset.reshape(spec.modes, -1) for s in sweeps])
         coefficient = np.stack([s.fit.coefficient.reshape(spec.modes, -1) for s in sweeps])
         noise = float(np.median([s.fit.residual for s in sweeps]))
-        mesh_fit = fit_mesh_offsets(design, offset, coefficient, list(spec.names), noise, starts, seed)
+        mesh_fit = fit_mesh_offsets(design, offset, coefficient, list(spec.names), noise, starts, seed,
+                                    guesses=self._guesses(spec, offset, coefficient, fields, base))
         self.progress(f"{spec.where}: mesh design fitted after {mesh_fit.starts} starts, residual "
                       f"{mesh_fit.residual:.2e} (sweep noise {noise:.2e}); phi0 pinned by convention: "
                       + (", ".join(spec.names[i] for i in mesh_fit.pinned) or "none"))
@@ -212,6 +225,24 @@ class Calibrator:
         return sweeps, mesh_fit
 
 
+    @staticmethod
+    def _guesses(spec: LayerSpec, offset: NDArray[np.float64], coefficient: NDArray[np.complex128],
+                 fields: NDArray[np.complex128], base: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+        """``phi0`` guesses from the transfer matrix the gamma sweeps give, decomposed into the
+        design's phases every way it can be (at most 4096); none unless every phase is mapped."""
+        names = list(spec.names)
+        mzis = spec.modes * (spec.modes - 1) // 2
+        if len(names) != spec.modes**2 or mzis > 12:
+            return []
+        gammas = [names.index(f"gamma[{m}]") for m in range(spec.modes)]
+        u = nearest_unitary(transfer_from_gamma_sweeps(offset[gammas], coefficient[gammas], fields))
+        guesses = []
+        for flips in range(2**mzis):
+            phases = decompose(u, flips)
+            guesses.append(np.mod(np.array([phases.get(n, 0.0) for n in names]) - base, 2 * np.pi))
+        return guesses
+
+
 def _placeholder(rig: RigConfig) -> CalibrationFile:
     """Laws for every heater channel, so that the meshes can be described before they are measured."""
     return CalibrationFile(channels={
@@ -219,7 +250,7 @@ def _placeholder(rig: RigConfig) -> CalibrationFile:
         for name, inst in rig.instruments.items() if inst.channels is not None})
 
 
-def run_calibration(rig: RigConfig, source: str, target: Path, points: int = 24, starts: int = 60, seed: int = 0,
+def run_calibration(rig: RigConfig, source: str, target: Path, points: int = 24, starts: int = 100, seed: int = 0,
                     plots: Path | None = None, progress: Callable[[str], None] = lambda _: None,
                     sleep: Callable[[float], None] | None = None) -> CalibrationResult:
     """Calibrate every mesh of ``rig`` and write ``target`` (and one PNG per channel into ``plots``).

@@ -11,15 +11,19 @@ over voltages evenly spaced in ``u = V^2`` therefore gives sinusoids in ``u`` of
   the total detected power is ``a + b sin^2(psi / 2)`` with ``b > 0``, so its ``phi0`` follows from
   the phase of the sinusoid (:func:`modulator_phi0`).
 * A mesh phase's sinusoid is shifted by what the rest of the mesh does, so its ``phi0`` needs the
-  whole mesh: :func:`fit_mesh_offsets` fits every mesh ``phi0`` at once (with ``k`` known) to the
-  sweeps' sinusoids through the mesh's design (:mod:`.optics`), from random starts until one
-  explains the sweeps to within their noise. Offsets that power meters cannot tell apart (a phase common to every input,
+  whole mesh: the sweeps of the input phases gamma give the mesh's transfer matrix at the sweeps'
+  base (:func:`transfer_from_gamma_sweeps`), whose decomposition into the design's phases
+  (:func:`decompose`, Clements et al. 2016) is a first guess; :func:`fit_mesh_offsets` then fits
+  every mesh ``phi0`` at once (with ``k`` known) to all the sweeps' sinusoids through the design
+  (:mod:`.optics`), from that guess and then random starts, until one explains the sweeps to
+  within their noise. Offsets that power meters cannot tell apart (a phase common to every input,
   phases in series) are found from the design and pinned to 0 (:func:`blind_directions`,
   :func:`gauge_pins`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,7 +104,8 @@ def fit_sinusoids(u: NDArray[np.floating], readings: NDArray[np.floating], k_ran
                                   method="bounded", options={"xatol": 1e-12 * k}).x)
         coef, _ = _weighted(u, y, w, k)
         resid = _design(u, k) @ coef - y
-        r = np.abs(resid) / (1.4826 * float(np.median(np.abs(resid))) + 1e-12)
+        # each series' own robust scale (readings are scaled to RMS 1)
+        r = np.abs(resid) / np.maximum(1.4826 * np.median(np.abs(resid), axis=0), 1e-6)
         # Huber first, then Tukey's biweight, which gives gross outliers no weight at all
         w = np.minimum(1.0, 1.345 / np.maximum(r, 1e-300)) if round_ == 0 else np.clip(1 - (r / 4.685) ** 2, 0, 1) ** 2
     residual = float(np.sqrt(np.mean(resid**2)))
@@ -147,6 +152,106 @@ class MeshSweeps:
         settings[np.arange(3 * self.n), self._rows] = np.tile(_THIRDS, self.n)
         powers = self.optics.port_powers(settings, mode_scale[:, None] * self.fields) * port_gain[:, None]
         return sinusoid_at(powers.reshape(self.n, 3, *powers.shape[1:]).transpose(1, 0, 2, 3))
+
+
+def _mzi(theta: float, phi: float) -> NDArray[np.complex128]:
+    """The design's 2x2 MZI (:mod:`.optics`)."""
+    et, ep = np.exp(1j * theta), np.exp(1j * phi)
+    return np.array([[0.5 * (et - 1) * ep, 0.5j * (et + 1)], [0.5j * (et + 1) * ep, 0.5 * (1 - et)]])
+
+
+def decompose(u: NDArray[np.complexfloating], flips: int = 0) -> dict[str, float]:
+    """The design's phases of a unitary ``u``: ``D @ U_design(phases) = u`` for some diagonal D.
+
+    Clements et al.'s (2016) nulling: MZIs from the right null the lower-left triangle's
+    anti-diagonals in turn, MZIs from the left the others, until a diagonal is left; the diagonal
+    is then pushed out through the left ones (``T^-1 D = D' T'``) to the outputs, where power
+    meters cannot see it. Gammas are 0 (they are among the phases power meters cannot tell apart).
+
+    Each nulling has two solutions, ``(theta, phi)`` and ``(2 pi - theta, phi + pi)``; bit i of
+    ``flips`` takes the second at the i-th nulling. All 2^(N(N-1)/2) decompositions give the same
+    ``u``; only sweeps tell them apart.
+
+    Returns:
+        Phase name -> rad, for every theta and phi of the N-mode rectangular mesh.
+    """
+    n = u.shape[0]
+    u = np.array(u, dtype=np.complex128)
+    right, left = [], []
+    step = 0
+
+    def branch(theta: float, phi: float) -> tuple[float, float]:
+        nonlocal step
+        flipped = (flips >> step) & 1
+        step += 1
+        return (TWO_PI - theta, phi + np.pi) if flipped else (theta, phi)
+
+    for i in range(1, n):
+        if i % 2 == 1:
+            for j in range(i):
+                r, m = n - 1 - j, i - 1 - j
+                a, b = u[r, m], u[r, m + 1]
+                theta, phi = branch(2 * np.arctan2(abs(b), abs(a)), float(np.angle(-a * np.conj(b))))
+                u[:, [m, m + 1]] = u[:, [m, m + 1]] @ _mzi(theta, phi).conj().T
+                right.append((m, theta, phi))
+        else:
+            for j in range(1, i + 1):
+                m, col = n + j - i - 2, j - 1
+                a, b = u[m, col], u[m + 1, col]
+                theta, phi = branch(2 * np.arctan2(abs(a), abs(b)), float(np.angle(b * np.conj(a))))
+                u[[m, m + 1], :] = _mzi(theta, phi) @ u[[m, m + 1], :]
+                left.append((m, theta, phi))
+    d = np.diag(u).copy()
+    pushed = []
+    for m, theta, phi in reversed(left):  # T(theta, phi)^-1 diag(d1, d2) = D' T(theta, arg(d1 / d2))
+        d1, d2 = d[m], d[m + 1]
+        outer = -np.exp(-1j * theta) * d2
+        d[m], d[m + 1] = outer * np.exp(-1j * phi), outer
+        pushed.append((m, theta, float(np.angle(d1 / d2))))
+    front = np.zeros(n, dtype=int)
+    phases: dict[str, float] = {}
+    for m, theta, phi in right + pushed:  # input to output: each MZI in the first column it fits
+        c = int(max(front[m], front[m + 1]))
+        c += (c - m) % 2
+        slot = (m - c % 2) // 2
+        phases[f"theta[{c},{slot}]"], phases[f"phi[{c},{slot}]"] = float(np.mod(theta, TWO_PI)), float(np.mod(phi, TWO_PI))
+        front[m] = front[m + 1] = c + 1
+    return phases
+
+
+def nearest_unitary(m: NDArray[np.complexfloating], rounds: int = 100) -> NDArray[np.complex128]:
+    """The unitary closest to ``m`` once its rows and columns are rescaled (unequal detectors and
+    inputs) so that its squared moduli are doubly stochastic (Sinkhorn), then polar projection."""
+    power = np.abs(m) ** 2 + 1e-300
+    rows, cols = np.ones(m.shape[0]), np.ones(m.shape[1])
+    for _ in range(rounds):
+        rows = 1.0 / (power @ cols)
+        cols = 1.0 / (rows @ power)
+    w, _, vh = np.linalg.svd(np.sqrt(rows)[:, None] * m * np.sqrt(cols)[None, :])
+    return w @ vh
+
+
+def transfer_from_gamma_sweeps(offset: NDArray[np.float64], coefficient: NDArray[np.complex128],
+                               fields: NDArray[np.complex128]) -> NDArray[np.complex128]:
+    """The mesh's transfer at the sweeps' base, up to output phases and row/column scales, from
+    the sweeps of the input phases gamma.
+
+    Args:
+        offset: ``(N, N, N + 1)`` A of the sweep of ``gamma[m]`` (axis 0), per port and pattern
+            (patterns 0..N-1: one mode lit; N: all lit).
+        coefficient: the same for c (against ``V^2``).
+        fields: ``(N, N + 1)`` the input fields of the patterns.
+
+    With every mode lit, port p reads ``|a_pm e^{i gamma} + r_pm|^2`` while ``gamma[m]`` sweeps,
+    where ``a_pm`` is what mode m brings and ``r_pm`` the rest; the sinusoid's coefficient is
+    ``2 a_pm conj(r_pm)`` and mode m lit alone gives ``|a_pm|^2``. With the row's total
+    ``S_p = sum_m a_pm`` taken real (the output phase is invisible), ``a_pm = (c_pm / 2 + |a_pm|^2) / S_p``.
+    """
+    n = offset.shape[0]
+    lit = np.array([offset[m, :, m] * abs(fields[m, n]) ** 2 / max(abs(fields[m, m]) ** 2, 1e-30) for m in range(n)]).T
+    numer = coefficient[np.arange(n), :, n].T / 2 + lit  # (port, mode)
+    total = np.sqrt(np.maximum(np.sum(numer, axis=1).real, 1e-30))
+    return numer / total[:, None] / fields[:, n][None, :]
 
 
 def blind_directions(sweeps: MeshSweeps, seed: int = 0) -> NDArray[np.float64]:
@@ -196,6 +301,27 @@ def pin(phi0: NDArray[np.float64], blind: NDArray[np.float64], pins: list[int]) 
     return np.mod(phi0 + blind @ shift, TWO_PI)
 
 
+def _scan_each(residuals: Callable[[NDArray[np.float64]], NDArray[np.float64]], x: NDArray[np.float64],
+               phases: int, grid: int = 24) -> NDArray[np.float64] | None:
+    """Each of the first ``phases`` entries of ``x`` in turn moved to its best value on a grid
+    over the circle (the others held): a way out of the local minima a descent stops in. None
+    when no entry moves."""
+    x = x.copy()
+    cost = float(np.sum(residuals(x) ** 2))
+    moved = False
+    for i in range(phases):
+        trial = x.copy()
+        best_value, best_cost = x[i], cost
+        for value in x[i] + TWO_PI * np.arange(1, grid) / grid:
+            trial[i] = value
+            c = float(np.sum(residuals(trial) ** 2))
+            if c < best_cost * (1 - 1e-9):
+                best_value, best_cost = value, c
+        if best_value != x[i]:
+            x[i], cost, moved = best_value, best_cost, True
+    return x if moved else None
+
+
 @dataclass(frozen=True)
 class MeshFit:
     """Every mesh ``phi0`` (rad; pinned ones 0), the blind directions ``(n, g)`` and the pins, the
@@ -213,11 +339,14 @@ class MeshFit:
 
 
 def fit_mesh_offsets(sweeps: MeshSweeps, offset: NDArray[np.float64], coefficient: NDArray[np.complex128],
-                     names: list[str], noise: float, starts: int = 60, seed: int = 0) -> MeshFit:
+                     names: list[str], noise: float, starts: int = 60, seed: int = 0,
+                     guesses: Sequence[NDArray[np.float64]] = ()) -> MeshFit:
     """Fit every mesh phase's ``phi0`` to the measured sinusoids.
 
-    Each random start is a Levenberg-Marquardt fit; the first whose residual is within a few
-    times the sweeps' own noise is taken (local minima leave far more), else the best of all.
+    Each random start is a Levenberg-Marquardt fit, followed, where it stops short, by a scan of
+    each phase alone over the circle and a new fit, as long as the scans improve it. The first
+    start whose residual is within a few times the sweeps' own noise is taken (local minima leave
+    far more), else the best of all.
 
     Args:
         sweeps: the design's prediction.
@@ -228,6 +357,8 @@ def fit_mesh_offsets(sweeps: MeshSweeps, offset: NDArray[np.float64], coefficien
         noise: the sweeps' relative residual (of their sinusoid fits).
         starts: most random starts.
         seed: seeds the starts.
+        guesses: ``(n,)`` guesses of ``phi0`` (e.g. from :func:`decompose`), tried first (those
+            that explain the sweeps best first), then random starts; ``starts`` counts both.
     """
     n, modes = sweeps.n, sweeps.optics.modes
     blind = blind_directions(sweeps, seed)
@@ -255,13 +386,25 @@ def fit_mesh_offsets(sweeps: MeshSweeps, offset: NDArray[np.float64], coefficien
     rng = np.random.default_rng(seed)
     best: tuple[float, NDArray[np.float64]] | None = None
     tried = 0
+    gains = np.concatenate([np.full(modes, np.log(max(total, 1e-30))), np.zeros(modes - 1)])
+    first = sorted((pin(np.asarray(g, dtype=np.float64), blind, pins)[free] for g in guesses),
+                   key=lambda g: float(np.sum(residuals(np.concatenate([g, gains])) ** 2)))
     for tried in range(1, starts + 1):
-        x0 = np.concatenate([rng.uniform(0, TWO_PI, free.size), np.full(modes, np.log(max(total, 1e-30))),
-                             np.zeros(modes - 1)])
-        fit = least_squares(residuals, x0, method="lm")
-        residual = float(np.sqrt(np.mean(fit.fun**2)))
+        x = np.concatenate([first.pop(0) if first else rng.uniform(0, TWO_PI, free.size), gains])
+        residual = np.inf
+        while True:  # Levenberg-Marquardt, then a scan of each phase alone; until the scans find nothing
+            fit = least_squares(residuals, x, method="lm")
+            if not float(np.sqrt(np.mean(fit.fun**2))) < residual * (1 - 1e-6):
+                break
+            x, residual = fit.x, float(np.sqrt(np.mean(fit.fun**2)))
+            if residual <= good:
+                break
+            scanned = _scan_each(residuals, x, free.size)
+            if scanned is None:
+                break
+            x = scanned
         if best is None or residual < best[0]:
-            best = (residual, fit.x)
+            best = (residual, x)
         if residual <= good:
             break
     assert best is not None

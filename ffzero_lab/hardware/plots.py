@@ -23,26 +23,28 @@ def plot_sweeps(sweeps: Sequence[ChannelSweep], folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for sweep in sweeps:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.86)
-        fine = np.linspace(sweep.u.min(), sweep.u.max(), 400)
-        curves = sweep.fit.predict(fine)
-        shown = np.argsort(-np.abs(sweep.fit.coefficient))[:_MOST]
-        for i in shown:
-            line, = ax.plot(fine, curves[:, i] * 1e3, lw=1.2)
-            ax.plot(sweep.u, sweep.readings[:, i] * 1e3, "o", ms=3, color=line.get_color(), label=sweep.labels[i])
-        law = sweep.law
-        title = f"{sweep.ref.instrument} channel {sweep.ref.channel}: {sweep.role}"
-        if law is not None:
-            title += (f"\nphi0 = {law.phi0_rad:.3f} rad{' (pinned)' if law.pinned else ''}, "
-                      f"k = {law.k_rad_per_V2:.4f} rad/V$^2$, residual {sweep.fit.residual:.1e}")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("V$^2$ (V$^2$)")
-        ax.set_ylabel("detected power (mW)")
-        ax.legend(fontsize=7, loc="best")
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{sweep.ref.instrument}-{sweep.ref.channel:03d}") + ".png"
-        fig.savefig(folder / name, dpi=80)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))  # one figure, redrawn per channel (much cheaper)
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.86)
+    try:
+        for sweep in sweeps:
+            ax.clear()
+            fine = np.linspace(sweep.u.min(), sweep.u.max(), 200)
+            curves = sweep.fit.predict(fine)
+            for i in np.argsort(-np.abs(sweep.fit.coefficient))[:_MOST]:
+                line, = ax.plot(fine, curves[:, i] * 1e3, lw=1.2)
+                ax.plot(sweep.u, sweep.readings[:, i] * 1e3, "o", ms=3, color=line.get_color(), label=sweep.labels[i])
+            law = sweep.law
+            title = f"{sweep.ref.instrument} channel {sweep.ref.channel}: {sweep.role}"
+            if law is not None:
+                title += (f"\nphi0 = {law.phi0_rad:.3f} rad{' (pinned)' if law.pinned else ''}, "
+                          f"k = {law.k_rad_per_V2:.4f} rad/V$^2$, residual {sweep.fit.residual:.1e}")
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("V$^2$ (V$^2$)")
+            ax.set_ylabel("detected power (mW)")
+            ax.legend(fontsize=7, loc="upper right")
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{sweep.ref.instrument}-{sweep.ref.channel:03d}") + ".png"
+            fig.savefig(folder / name, dpi=80)
+            paths.append(folder / name)
+    finally:
         plt.close(fig)
-        paths.append(folder / name)
     return paths

@@ -32,13 +32,15 @@ T = TypeVar("T")
 @dataclass
 class RigCounters:
     """What the rig did: settles after phase writes and after input writes, detector readings
-    (one per meter per input), retried commands, and time spent waiting for heaters to settle."""
+    (one per meter per input), retried commands, time spent waiting for heaters to settle and
+    time spent in the drivers' calls (commands and their replies)."""
 
     phase_settles: int = 0
     input_settles: int = 0
     readings: int = 0
     retries: int = 0
     settle_s: float = 0.0
+    io_s: float = 0.0
     log: list[str] = field(default_factory=list)
 
 
@@ -94,6 +96,7 @@ class RigIO:
         """``action(driver)`` on instrument ``name``, retried after a transient failure."""
         attempt = 0
         while True:
+            started = time.perf_counter()
             try:
                 if name not in self.drivers:
                     self._reopen(name)
@@ -111,6 +114,8 @@ class RigIO:
                     if not reopen_exc.transient:
                         raise
                     self.counters.log.append(f"reopen failed: {reopen_exc}")
+            finally:
+                self.counters.io_s += time.perf_counter() - started
 
     # -- heaters ------------------------------------------------------------------------------
     def power_W(self, volts: dict[str, NDArray[np.float64]] | None = None) -> float:

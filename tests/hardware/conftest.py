@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
 from drivers.emulated.rig import EmulatedRig
 from ffzero_lab.hardware import CalibrationFile, ChannelLaw, save_calibration
+from ffzero_lab.idx import write_idx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +70,19 @@ def start_rig(tmp_path: Path) -> Iterator[Callable[..., EmulatedRig]]:
 def emulated(start_rig: Callable[..., EmulatedRig]) -> EmulatedRig:
     """The emulated rig, noise off."""
     return start_rig()
+
+
+def corners_data(folder: Path, n_train: int = 256, n_test: int = 128, seed: int = 0) -> Path:
+    """A 4-class task for a 4-mode chip, as IDX files in ``folder/corners/``: 2 x 2 images whose
+    brightest pixel (180-255, the others 0-89) is the class. Chance is 0.25. Returns ``folder``."""
+    rng = np.random.default_rng(seed)
+    where = folder / "corners"
+    where.mkdir(parents=True, exist_ok=True)
+    for images, labels, n in (("train-images-idx3-ubyte", "train-labels-idx1-ubyte", n_train),
+                              ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", n_test)):
+        y = rng.integers(0, 4, n)
+        x = rng.integers(0, 90, (n, 4))
+        x[np.arange(n), y] = rng.integers(180, 256, n)
+        write_idx(where / images, x.reshape(n, 2, 2).astype(np.uint8))
+        write_idx(where / labels, y.astype(np.uint8))
+    return folder

@@ -13,7 +13,16 @@ from typer.testing import CliRunner
 from drivers.emulated.rig import EmulatedRig
 from ffzero_lab.cli import app
 from ffzero_lab.hardware import load_calibration, load_specs
-from ffzero_lab.hardware.fit import MeshSweeps, blind_directions, fit_sinusoids, gauge_pins, pin
+from ffzero_lab.hardware.fit import (
+    MeshSweeps,
+    blind_directions,
+    decompose,
+    fit_sinusoids,
+    gauge_pins,
+    nearest_unitary,
+    pin,
+    transfer_from_gamma_sweeps,
+)
 from ffzero_lab.hardware.optics import MeshOptics, mesh_phase_names
 
 from .conftest import live_instruments_file
@@ -99,3 +108,32 @@ def test_calibrate_refuses_sweeps_over_the_power_budget(emulated: EmulatedRig, t
     assert not (tmp_path / "calibration.yaml").read_text().count("residual")  # the file was not rewritten
     doc = yaml.safe_load((tmp_path / "calibration.yaml").read_text())
     assert doc["channels"]
+
+
+@pytest.mark.parametrize("modes", [2, 3, 4, 5])
+def test_every_decomposition_rebuilds_the_mesh_up_to_output_phases(modes: int) -> None:
+    names = mesh_phase_names(modes)
+    optics = MeshOptics(modes, names)
+    u = optics.matrices(np.random.default_rng(modes).uniform(0, 2 * np.pi, len(names)))[0]
+    for flips in (0, 1, 2 ** (modes * (modes - 1) // 2) - 1):
+        phases = decompose(u, flips)
+        rebuilt = optics.matrices(np.array([phases.get(n, 0.0) for n in names]))[0]
+        ratio = u / rebuilt  # D @ rebuilt = u: every row a single phase factor
+        np.testing.assert_allclose(np.abs(ratio), 1.0, atol=1e-9)
+        np.testing.assert_allclose(ratio / ratio[:, :1], 1.0, atol=1e-9)
+
+
+def test_the_transfer_matrix_follows_from_the_input_phase_sweeps() -> None:
+    names = mesh_phase_names(4)
+    optics = MeshOptics(4, names)
+    phases = np.random.default_rng(1).uniform(0, 2 * np.pi, 16)
+    u = optics.matrices(phases)[0]
+    fields = PATTERNS * np.exp(1j * np.array([0.3, 1.1, 2.0, 0.7]))[:, None]  # modulators' own phases
+    sweeps = MeshSweeps(optics, np.zeros(16), fields)
+    a, c = sweeps.sinusoids(phases, np.array([1.0, 0.8, 1.2, 0.9]), np.array([1.0, 1.1, 0.9, 1.05]))
+    gammas = [names.index(f"gamma[{m}]") for m in range(4)]
+    turned = c[gammas] * np.exp(1j * phases[gammas])[:, None, None]  # as measured against V^2
+    found = nearest_unitary(transfer_from_gamma_sweeps(a[gammas], turned, fields))
+    ratio = found / u
+    np.testing.assert_allclose(np.abs(ratio), 1.0, atol=1e-9)
+    np.testing.assert_allclose(ratio / ratio[:, :1], 1.0, atol=1e-9)

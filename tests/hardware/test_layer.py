@@ -17,7 +17,7 @@ from ffzero_lab.orchestrator import Orchestrator
 from ffzero_lab.protocol import parse_protocol
 from ffzero_lab.runner import prepare
 
-from .conftest import live_instruments_file
+from .conftest import corners_data, live_instruments_file
 
 
 def unit_inputs(batch: int, modes: int = 4, seed: int = 0) -> np.ndarray:
@@ -63,14 +63,14 @@ def test_propagate_reads_what_the_chip_does_and_settles_once_per_setting(emulate
 
 def test_a_dd_step_settles_the_heaters_2k_plus_1_times(emulated: EmulatedRig, tmp_path: Path) -> None:
     proto = parse_protocol({
-        "seed": 1, "data": {"set": "digits", "resize": [2, 2], "train_limit": 24, "test_limit": 8},
+        "seed": 1, "data": {"set": "corners", "train_limit": 24, "test_limit": 8},
         "network": {"layers": 1, "width": 4}, "goodness": {"prototype_steps": 10},
         "train": {"epochs": 1, "batch_size": 8, "directions": 3, "eps": 0.05}, "record": {"measurements": False},
     }, "protocol")
     rig, specs = load_specs(live_instruments_file(emulated, tmp_path))
     network = open_network(rig, specs, seed=0)
     try:
-        prepared = prepare(proto, "protocol", None, network)
+        prepared = prepare(proto, "protocol", corners_data(tmp_path), network)
         Orchestrator(proto, network, prepared.dataset, [], prepared.seeds).run()
         assert network.rig.counters.phase_settles == 3 * (2 * 3 + 1)  # 3 steps of 2K + 1
     finally:

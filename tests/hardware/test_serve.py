@@ -19,7 +19,7 @@ from drivers.emulated.rig import EmulatedRig
 from ffzero_lab.cli import app
 from ffzero_lab.cli_hardware import is_instruments_file
 
-from .conftest import ROOT, live_instruments_file
+from .conftest import ROOT, corners_data, live_instruments_file
 from .test_run import protocol_file
 
 
@@ -38,7 +38,8 @@ def test_serve_an_instruments_file_and_train_on_it_with_run_rig(emulated: Emulat
         line = server.stderr.readline()  # type: ignore[union-attr]
         assert f"serving 1 layers of the rig of {instruments}" in line, line
         result = CliRunner().invoke(app, ["run", str(protocol_file(tmp_path, epochs=1)), "--rig", address, "--json",
-                                          "--quiet", "--runs-dir", str(tmp_path / "runs")])
+                                          "--quiet", "--runs-dir", str(tmp_path / "runs"),
+                                          "--data-dir", str(corners_data(tmp_path))])
         assert result.exit_code == 0, result.output
         with closing(sqlite3.connect(tmp_path / "runs" / "runs.sqlite")) as db:
             device = json.loads(db.execute("SELECT device_json FROM runs").fetchone()[0])
