@@ -279,6 +279,22 @@ def test_tiny_sweep_on_the_cli_writes_csv_markdown_png_and_skips_finished_cells(
     assert "skipped 4 finished, 0 to run" in result.stderr
 
 
+def test_a_failed_cell_makes_exit_code_1_is_in_the_table_and_is_retried(client: Any, tmp_path: Path) -> None:
+    path = write(tmp_path, FAST + "grid: {data.set: [digits, nosuchset]}\n")
+    out = tmp_path / "out"
+    args = ["sweep", str(path), "--scheduler", client.scheduler.address, "--output", str(out), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "failed data.set=nosuchset: DataError:" in result.stderr  # said as it happens, even with -q
+    assert "1 cell failed" in result.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["status"] for r in rows] == ["complete", "failed"] and "nosuchset" in rows[1]["error"]
+    assert "| data.set | status |" in (out / "results.md").read_text()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "skipped 1 finished, 1 to run (1 failed before)" in result.stderr
+    assert json.loads((out / "cells" / f"{rows[1]['cell']}.json").read_text())["runs"] == 2
+
+
 # --- resume after SIGKILL --------------------------------------------------------------------------
 
 
