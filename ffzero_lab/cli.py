@@ -171,6 +171,7 @@ def resume(
     wait_subscribers: WaitSubscribers = 0,
     rig: Annotated[Optional[str], typer.Option("--rig", help="For a run trained on a served rig: its address.")] = None,
     keys: Annotated[Optional[Path], typer.Option("--keys", help="With --rig: the client's key folder.")] = None,
+    instruments: Annotated[Optional[Path], typer.Option("--instruments", help="For a run trained on a rig's instruments: its instruments.yaml.")] = None,
 ) -> None:
     """Continue an interrupted run from its last committed step, in its own run record."""
     folder = resolve_runs_dir(runs_dir)
@@ -182,14 +183,18 @@ def resume(
         source = f"run {run_id}"
         if summary.status in ("complete", "running"):
             raise UserError(f"the run is {summary.status}; only an incomplete or failed run can be resumed", source)
-        if row["kind"] == "run" and rig is None:
-            raise UserError("this run trained on a rig: give --rig ADDRESS (and --keys DIR)", source)
+        if row["kind"] == "run" and (rig is None) == (instruments is None):
+            raise UserError("this run trained on a rig: give --rig ADDRESS (and --keys DIR) or --instruments FILE", source)
         proto = parse_protocol(json.loads(row["protocol_json"]), source)
         if rig is not None:
             from .remote import RemoteNetwork  # lazy: imports zmq
 
             network = RemoteNetwork(rig, keys)
+        elif instruments is not None:
+            network = open_rig(instruments, device_seed(proto))
         prepared = prepare(proto, source, resolve_data_dir(data_dir), network)
+        if instruments is not None:
+            check_rig_setpoints(network, instruments, proto, prepared, source)
         checkpoint = store.checkpoint(run_id)
         state = None
         if checkpoint is not None:
@@ -198,9 +203,12 @@ def resume(
                       if s["layer"] == checkpoint.layer and s["epoch"] == checkpoint.epoch
                       and s["step"] <= checkpoint.step]
             state = Resume(checkpoint, losses)
-    except UserError as exc:
+    except (UserError, InstrumentError, ParameterRangeError) as exc:
         if network is not None:
-            network.safe_state()
+            with _safe_on_exit(network):
+                pass
+            if instruments is not None:
+                network.close()
         raise fail(exc) from None
     finally:
         if "store" in locals():
@@ -210,8 +218,12 @@ def resume(
     if network is None:
         _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
         return
-    with _safe_on_exit(network):
-        _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
+    try:
+        with _safe_on_exit(network):
+            _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
+    finally:
+        if instruments is not None:
+            network.close()
 
 
 @contextmanager

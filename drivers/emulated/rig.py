@@ -52,6 +52,7 @@ class FaultConfig(BaseModel):
     drop: bool = Field(False, description="Close the connection instead of replying (the client may reconnect).")
     delay_s: float = Field(0.0, ge=0, description="Extra latency, s.")
     count: int | None = Field(None, ge=1, description="How many commands it hits; null: all.")
+    after: int = Field(0, ge=0, description="Matching commands answered normally before it starts to hit.")
 
 
 class ServedInstrument(BaseModel):

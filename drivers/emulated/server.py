@@ -30,6 +30,7 @@ class Fault:
             is not executed. The server keeps listening, so the client can reconnect.
         delay_s: extra latency before the reply, s.
         count: how many commands it hits; None: every one.
+        after: matching commands answered normally before the rule starts to hit.
     """
 
     match: str
@@ -38,10 +39,14 @@ class Fault:
     drop: bool = False
     delay_s: float = 0.0
     count: int | None = None
+    after: int = 0
 
     def hits(self, command: str) -> bool:
         """Whether the rule applies to ``command`` (and uses one of its ``count``)."""
         if self.count == 0 or not fnmatch.fnmatchcase(command, self.match):
+            return False
+        if self.after > 0:
+            self.after -= 1
             return False
         if self.count is not None:
             self.count -= 1

@@ -17,7 +17,7 @@ from drivers.emulated.server import Fault
 from ffzero_lab.cli import app
 from ffzero_lab.runstore import RunStore
 
-from .conftest import corners_data, live_instruments_file
+from .conftest import ROOT, corners_data, live_instruments_file
 
 #: A 4-mode task: 2 x 2 images whose brightest pixel is the class (conftest.corners_data).
 PROTOCOL = {
@@ -122,4 +122,55 @@ def test_a_lasting_fault_stops_the_run_with_one_line_and_the_heaters_safe(
     assert result.exit_code == 2
     (line,) = error_lines(result.stderr)
     assert re.search(expected, line), line
+    np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)
+
+
+def test_two_meshes_train_one_after_the_other(start_rig: Callable[..., EmulatedRig], tmp_path: Path) -> None:
+    """A rig of two 4-mode meshes, each with its own modulators and detectors: the second sees
+    what the first's detectors read, as unit-power amplitudes."""
+    doc = yaml.safe_load((ROOT / "instruments.emulated.yaml").read_text())
+    doc["power_budget_W"] = 2.0
+    doc["instruments"]["heaters"]["channels"]["count"] = 40
+    doc["instruments"]["heaters"]["channels"]["overrides"].update(
+        {c: {"voltage_max_V": 4.0, "resistance_ohm": 350.0} for c in range(36, 40)})
+    second = json.loads(json.dumps(doc["layers"][0]))
+    for group in ("phases", "modulators"):
+        for ref in second[group].values():
+            ref["channel"] += 20
+    second["detectors"] = {mode: {"instrument": "meter", "port": mode + 5} for mode in range(4)}
+    second["name"] = "mesh1"
+    doc["layers"].append(second)
+    (tmp_path / "instruments.emulated.yaml").write_text(yaml.safe_dump(doc))
+    rig_doc = yaml.safe_load((ROOT / "rig.emulated.yaml").read_text())
+    rig_doc["chip"]["noise"] = 0.0
+    rig_doc["instruments"] = {"meter": {"model": "N7745A"}}
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig_doc))
+    with EmulatedRig.from_file(tmp_path / "rig.yaml", any_port=True) as emulated:
+        instruments = live_instruments_file(emulated, tmp_path)
+        result = run(protocol_file(tmp_path, epochs=1), instruments, tmp_path, "--json")
+        assert result.exit_code == 0, result.stderr
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        assert len(summary["layer_accuracy"]) == 2
+        # layer 1's inputs: the training and test sets once through mesh 0
+        assert summary["evaluations"] == 2 * (8 * 2 * 2 * 16 + 128) + (128 + 128) + 2 * 128
+        np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)
+
+
+def test_a_failed_rig_run_resumes_on_the_instruments(emulated: EmulatedRig, tmp_path: Path) -> None:
+    instruments = live_instruments_file(emulated, tmp_path, retries=0)
+    doc = yaml.safe_load(instruments.read_text())
+    doc["instruments"]["meter"]["timeout_ms"] = 200
+    instruments.write_text(yaml.safe_dump(doc))
+    protocol = protocol_file(tmp_path, epochs=2)
+    emulated.inject("meter", Fault(":FETC:POW:ALL?", silent=True, count=1, after=900))  # in the second epoch (of 1,408)
+    failed = run(protocol, instruments, tmp_path, "--json")
+    assert failed.exit_code == 2 and "no reply" in failed.stderr
+    np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)
+    runs = ["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path), "--quiet"]
+    refused = CliRunner().invoke(app, ["resume", "1", *runs])
+    assert refused.exit_code == 2 and "--rig ADDRESS (and --keys DIR) or --instruments FILE" in refused.stderr
+    resumed = CliRunner().invoke(app, ["resume", "1", "--instruments", str(instruments), "--json", *runs])
+    assert resumed.exit_code == 0, resumed.stderr
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["run_id"] == 1 and summary["evaluations"] == 2 * 8 * 2 * 2 * 16 + 2 * 128 + 128
     np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)
