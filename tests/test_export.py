@@ -18,7 +18,7 @@ from ffzero_lab.runstore import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "train.epochs=1", "--set", "data.train_limit=128", "--set", "data.test_limit=64",
-         "--set", "device.settings.init=random"]
+         "--set", "device.settings.init=random", "--set", "train.eps=0.01"]
 PNG = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()
 
