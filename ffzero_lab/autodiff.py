@@ -70,6 +70,12 @@ def tf_readout_loss(taps: tf.Tensor, y: tf.Tensor, objective: Objective, config:
     return tf.reduce_mean(tf.reduce_sum((head - y) ** 2, axis=-1))
 
 
+def _run(step: Any, x: NDArray[np.generic], y: NDArray[np.generic], theta: NDArray[np.float64]):
+    """Call a compiled step; ``(loss, gradient (n,) float64, taps)`` as numpy."""
+    loss, grad, taps = step(tf.constant(x), tf.constant(y), tf.constant(theta))
+    return float(loss), np.asarray(grad, dtype=np.float64), taps.numpy()
+
+
 class LocalAD(LayerEstimator):
     """FF+AD: exact gradient of one layer's margin loss through its differentiable model."""
 
@@ -92,11 +98,10 @@ class LocalAD(LayerEstimator):
 
     def loss_and_gradient(self, theta, batch, draw):
         y = self.train.y[batch]
-        loss, grad, taps = self._step(tf.constant(self.train.x[batch]), tf.constant(y), tf.constant(theta))
-        taps = taps.numpy()
+        loss, grad, taps = _run(self._step, self.train.x[batch], y, theta)
         right = self.objective.score(
             self.objective.local_predict(cosine_goodness(taps, self.prototypes, self.centre)), y)
-        return StepResult(float(loss), np.asarray(grad, dtype=np.float64), int(batch.size), right, taps)
+        return StepResult(loss, grad, int(batch.size), right, taps)
 
 
 class GlobalAD(NetworkEstimator):
@@ -124,8 +129,6 @@ class GlobalAD(NetworkEstimator):
 
     def loss_and_gradient(self, theta, batch, draw):
         y = self.train.y[batch]
-        loss, grad, taps = self._step(tf.constant(self.train.x[batch]), tf.constant(y), tf.constant(theta))
-        taps = taps.numpy()
+        loss, grad, taps = _run(self._step, self.train.x[batch], y, theta)
         right = self.objective.score(self.objective.readout_predict(taps, self.config), y)
-        return StepResult(float(loss), np.asarray(grad, dtype=np.float64), int(batch.size) * len(self.network),
-                          right, taps)
+        return StepResult(loss, grad, int(batch.size) * len(self.network), right, taps)
