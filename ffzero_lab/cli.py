@@ -66,6 +66,10 @@ def fail(exc: UserError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+ProtocolArg = Annotated[Path, typer.Argument(help="Protocol YAML file.")]
+Sets = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Override a field, e.g. --set train.epochs=3 (repeatable).")
+]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary as the last line of stdout.")]
 DataDir = Annotated[
     Optional[Path], typer.Option("--data-dir", help="Folder with IDX data sets [default: $FFZERO_DATA_DIR].")
@@ -137,10 +141,8 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
 
 @app.command("dry-run")
 def dry_run(
-    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
-    set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Override a field, e.g. --set train.epochs=3 (repeatable).")
-    ] = None,
+    protocol: ProtocolArg,
+    set_: Sets = None,
     as_json: Json = False,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
@@ -243,12 +245,12 @@ def _safe_on_exit(network: Network) -> Iterator[None]:
 
 @app.command("run")
 def run(
-    protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
+    protocol: ProtocolArg,
     rig: Annotated[Optional[str], typer.Option("--rig", help="Train on a rig served by 'ffzero-lab serve' at ADDRESS.")] = None,
     instruments: Annotated[Optional[Path], typer.Option("--instruments", help="Train on the rig this instruments.yaml describes, through its drivers.")] = None,
     keys: Annotated[Optional[Path], typer.Option("--keys", help="With --rig: folder with client.key_secret and server.key.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="With --rig: seconds to wait for each answer.")] = 30.0,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a field (repeatable).")] = None,
+    set_: Sets = None,
     as_json: Json = False,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
