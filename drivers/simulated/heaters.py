@@ -82,14 +82,18 @@ class HeaterBank:
             phases = phases + (self.coupling @ own.T).T
         return phases
 
-    def produced(self, phases: NDArray[np.floating], reference: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
-        """Settled phases ``(S, n)`` the chip produces when ``phases`` are requested.
+    def produced(
+        self, phases: NDArray[np.floating], reference: NDArray[np.floating] | None = None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+        """Settled phases ``(S, n)`` the chip produces when ``phases`` are requested, and the
+        voltages ``(S, n)`` written for them (None for ideal heaters, where no voltage is modelled).
 
         ``reference``: the voltages applied now (see :meth:`voltages`).
         """
         if self.bits == 0 and self.coupling is None:
-            return np.asarray(phases, dtype=np.float64)
-        return self.thermal_phases(self.voltages(phases, reference))
+            return np.asarray(phases, dtype=np.float64), None
+        volts = self.voltages(phases, reference)
+        return self.thermal_phases(volts), volts
 
 
 def settle(targets: NDArray[np.floating], previous: NDArray[np.floating], factor: float) -> NDArray[np.float64]:

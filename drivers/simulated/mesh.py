@@ -192,8 +192,9 @@ class SimulatedMesh(HeldParameters, PhysicalLayer):
         self.reading_time_s = float(get("reading_time_s"))
         self.clock_s = 0.0
         self._theta = self._initial_phases(init_seq)
-        self._volts = self.heaters.voltages(self._theta[None])[0]  # voltages on the heaters now
-        self._applied = self.heaters.produced(self._theta[None], self._volts)[0]  # phases on the chip now
+        produced, volts = self.heaters.produced(self._theta[None])
+        self._applied = produced[0]  # phases on the chip now
+        self._volts = None if volts is None else volts[0]  # voltages on the heaters now
 
     def _draw_heaters(self, seq: np.random.SeedSequence) -> HeaterBank:
         """Per-heater phi0 and k, drawn once; neighbour crosstalk by heater position."""
@@ -260,11 +261,11 @@ class SimulatedMesh(HeldParameters, PhysicalLayer):
         Advances the chip's clock by one settle time plus the readings per setting.
         """
         settings = self._bounds.apply(np.atleast_2d(settings))
-        produced = self.heaters.produced(settings, self._volts)
+        produced, volts = self.heaters.produced(settings, self._volts)
         seen = settle(produced, self._applied, self.heaters.settle_factor)
         self._applied = produced[-1]
-        if not self.heaters.ideal:
-            self._volts = self.heaters.voltages(settings[-1:], self._volts)[0]
+        if volts is not None:
+            self._volts = volts[-1]
         return seen
 
     def _detect(self, fields: NDArray[np.complexfloating], seen_at: NDArray[np.floating]) -> NDArray[np.float64]:
