@@ -57,6 +57,8 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
             store = RunStore(resolve_runs_dir(runs_dir))
             try:
                 run_id = store.find(run)
+                if output.exists() and not output.is_dir():
+                    raise UserError("is a file; --output takes a folder for the PNG files", str(output))
                 paths = write_plots(store, run_id, output, resolve_data_dir(data_dir))
             except OSError as exc:
                 raise UserError(f"cannot write the plots: {exc.strerror or exc}", str(output)) from None
