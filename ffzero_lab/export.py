@@ -66,14 +66,15 @@ class Measurement:
         row: the compact columns of :data:`MEASUREMENT_COLUMNS`; ``samples`` a space-separated
             list of training-sample indices, ``readings_shape`` a space-separated shape or "".
         samples: ``(B,)`` int32 indices into the (limited) training set.
-        parameters: ``(n,)`` base parameters the step's perturbations were added to.
+        parameters: ``(n,)`` base parameters the step's perturbations were added to (None when
+            only the row was read).
         readings: raw tap readings, ``(2K, B, ports)`` float32 (DD methods) or ``(B, ports)``
             (AD), or None when not recorded.
     """
 
     row: dict[str, Any]
     samples: NDArray[np.int32]
-    parameters: NDArray[np.float64]
+    parameters: NDArray[np.float64] | None
     readings: NDArray[np.float32] | None
 
 
@@ -82,21 +83,24 @@ def run_record(store: RunStore, run_id: int) -> dict[str, Any]:
     return {**store.run_row(run_id), "status": store.summary(run_id).status}
 
 
-def measurements(store: RunStore, run_id: int, steps: Iterable[dict[str, Any]]) -> Iterator[Measurement]:
+def measurements(store: RunStore, run_id: int, steps: Iterable[dict[str, Any]],
+                 arrays: bool = True) -> Iterator[Measurement]:
     """The recorded measurement of each step that has one, in the order of ``steps``.
 
-    One step is read at a time, so a long run's readings never sit in memory together.
+    One step is read at a time, so a long run's readings never sit in memory together. With
+    ``arrays=False`` only the compact row is read (no raw readings, no base parameters).
     """
     for s in steps:
         try:
-            m = store.measurement(run_id, s["layer"], s["version"])
+            m = store.measurement(run_id, s["layer"], s["version"], readings=arrays)
         except KeyError:
             continue
-        readings = m["readings"]
         row = {k: m[k] for k in MEASUREMENT_SCALARS}
         row["samples"] = " ".join(str(int(i)) for i in m["samples"])
-        row["readings_shape"] = "" if readings is None else " ".join(str(d) for d in readings.shape)
-        yield Measurement(row, m["samples"], store.parameters_at(run_id, s["layer"], s["version"]), readings)
+        shape = json.loads(m["readings_shape"]) if m["readings_shape"] else []
+        row["readings_shape"] = " ".join(str(d) for d in shape)
+        parameters = store.parameters_at(run_id, s["layer"], s["version"]) if arrays else None
+        yield Measurement(row, m["samples"], parameters, m["readings"])
 
 
 def columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, NDArray[np.generic]]:
@@ -281,7 +285,7 @@ def _write_netcdf(store: RunStore, run_id: int, path: Path) -> None:
     from scipy.io import netcdf_file  # lazy: scipy is slow to import
 
     record, steps, epochs = _tables(store, run_id)
-    rows = [m.row for m in measurements(store, run_id, steps)]
+    rows = [m.row for m in measurements(store, run_id, steps, arrays=False)]
     tables = {"steps": columns(steps, STEP_COLUMNS), "epochs": columns(epochs, EPOCH_COLUMNS),
               "measurements": columns(rows, MEASUREMENT_SCALARS)}
     part = path.with_name(path.name + ".part")

@@ -308,8 +308,12 @@ class RunStore:
             raise KeyError((layer, version))
         return from_npy(row[0])
 
-    def measurement(self, run_id: int, layer: int, version: int) -> dict[str, Any]:
-        rows = self._rows("SELECT * FROM measurements WHERE run_id=? AND layer=? AND version=?",
+    def measurement(self, run_id: int, layer: int, version: int, readings: bool = True) -> dict[str, Any]:
+        """One step's measurement row; ``readings=False`` leaves the raw readings unread (None)."""
+        columns = "*" if readings else ", ".join(
+            ["run_id", "layer", "version", "direction_seed", "direction_draw", "directions", "eps", "samples",
+             "NULL AS readings", "readings_shape", "t_start", "t_end"])
+        rows = self._rows(f"SELECT {columns} FROM measurements WHERE run_id=? AND layer=? AND version=?",
                           (run_id, layer, version))
         if not rows:
             raise KeyError((layer, version))
