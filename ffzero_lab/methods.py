@@ -78,8 +78,9 @@ class Estimator(ABC):
         """Current parameters ``(n,)`` as the device holds them."""
 
     @abstractmethod
-    def write(self, theta: NDArray[np.float64]) -> None:
-        """Write parameters ``(n,)`` to the device."""
+    def write(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Write parameters ``(n,)`` to the device; returns them as written (periodic ones
+        wrapped by the bounds), so the caller need not read them back from the device."""
 
     #: Seed of the direction sampler (DD methods), for the record.
     direction_seed: int | None = None
@@ -112,8 +113,10 @@ class LayerEstimator(Estimator):
     def parameters(self) -> NDArray[np.float64]:
         return self.layer.get_parameters()
 
-    def write(self, theta: NDArray[np.float64]) -> None:
-        self.layer.set_parameters(theta)
+    def write(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        written = self.layer.bounds.apply(theta)
+        self.layer.set_parameters(written)
+        return written
 
     def test_accuracy(self):
         _, taps = self.layer.forward(self.test.x)
@@ -139,9 +142,11 @@ class NetworkEstimator(Estimator):
     def parameters(self) -> NDArray[np.float64]:
         return np.concatenate([layer.get_parameters() for layer in self.network.layers])
 
-    def write(self, theta: NDArray[np.float64]) -> None:
-        for layer, part in zip(self.network.layers, self.split(theta)):
+    def write(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        written = [layer.bounds.apply(part) for layer, part in zip(self.network.layers, self.split(theta))]
+        for layer, part in zip(self.network.layers, written):
             layer.set_parameters(part)
+        return np.concatenate(written)
 
     def test_accuracy(self):
         taps = self.network.all_taps(self.test.x)[-1]

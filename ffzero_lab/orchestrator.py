@@ -225,8 +225,7 @@ class Orchestrator:
                 t_end = time.time()
                 self.evaluations += result.evaluations
                 base = theta
-                estimator.write(optimizer.step(theta, result.grad))
-                theta = estimator.parameters()
+                theta = estimator.write(optimizer.step(theta, result.grad))
                 losses.append(result.loss)
                 record: dict[str, Any] = {"checkpoint": {"theta": theta, "optimizer": optimizer.state()}}
                 if measure:
