@@ -373,6 +373,8 @@ def monitor(
 
     try:
         watch(address, sys.stdout if jsonl else None, exit_on_stop, timeout)
+    except UserError as exc:
+        raise fail(exc) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=0) from None
 

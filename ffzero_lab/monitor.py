@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from .errors import UserError
 from .publisher import TOPIC
 
 
@@ -97,7 +98,11 @@ def subscribe(address: str, context: zmq.Context | None = None) -> zmq.Socket:
     """A SUB socket connected to ``address`` and subscribed to ffzero documents."""
     sock = (context or zmq.Context.instance()).socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(address)
+    try:
+        sock.connect(address)
+    except zmq.ZMQError as exc:
+        sock.close()
+        raise UserError(f"cannot connect to {address}: {exc} (expected e.g. tcp://127.0.0.1:5577)", "monitor") from None
     sock.setsockopt(zmq.SUBSCRIBE, TOPIC)
     return sock
 

@@ -195,11 +195,19 @@ class RigClient:
         self.socket.setsockopt(zmq.LINGER, 0)
         if keys is not None:
             public, secret = _load_secret(keys / f"{CLIENT_KEY}_secret", "client")
-            server_public, _ = zmq.auth.load_certificate(str(keys / SERVER_KEY))
+            try:
+                server_public, _ = zmq.auth.load_certificate(str(keys / SERVER_KEY))
+            except (OSError, ValueError) as exc:
+                self.socket.close(0)
+                raise UserError(f"cannot read the server's public key: {exc}", str(keys / SERVER_KEY)) from None
             self.socket.curve_secretkey = secret
             self.socket.curve_publickey = public
             self.socket.curve_serverkey = server_public
-        self.socket.connect(address)
+        try:
+            self.socket.connect(address)
+        except zmq.ZMQError as exc:
+            self.socket.close(0)
+            raise UserError(f"cannot connect to {address}: {exc} (expected e.g. tcp://127.0.0.1:5555)", "--rig") from None
 
     def request(self, op: str, frames: list[bytes] = (), **fields: Any) -> tuple[dict[str, Any], list[bytes]]:
         header = json.dumps({"op": op, "client": self.client, **fields}).encode()

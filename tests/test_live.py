@@ -117,3 +117,9 @@ def test_publish_address_in_use_is_a_clean_error(tmp_path: Path) -> None:
                                                    ("tcp://*:5", False), ("ipc:///tmp/x", True)])
 def test_is_loopback(address: str, loopback: bool) -> None:
     assert is_loopback(address) is loopback
+
+
+def test_monitor_bad_address_is_one_line() -> None:
+    result = runner.invoke(app, ["monitor", "notanaddress", "--timeout", "1"])
+    assert result.exit_code == 2 and "cannot connect to notanaddress" in result.stderr
+    assert "Traceback" not in result.output

@@ -184,3 +184,14 @@ def test_a_rig_run_records_what_it_ran_on(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "runs.sqlite") as db:
         device = json.loads(db.execute("SELECT device_json FROM runs").fetchone()[0])
     assert device["rig"] == address and device["served"]["driver"] == "neurophox-mesh"
+
+
+def test_bad_rig_address_or_missing_key_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", QUICK, "--rig", "bogus", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "cannot connect to bogus" in result.stderr and "Traceback" not in result.output
+    keys = tmp_path / "keys"
+    make_keys(keys)
+    (keys / "server.key").unlink()
+    result = runner.invoke(app, ["run", QUICK, "--rig", "tcp://127.0.0.1:5", "--keys", str(keys),
+                                 "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "server.key" in result.stderr and "Traceback" not in result.output
