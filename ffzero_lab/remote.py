@@ -89,6 +89,8 @@ class RigServer:
 
     def __init__(self, network: Network, address: str, keys: Path | None = None, lease_s: float = 10.0,
                  context: zmq.Context | None = None, description: dict[str, Any] | None = None) -> None:
+        if "://" not in address:
+            raise UserError(f"{address!r} is not a ZMQ address (e.g. tcp://127.0.0.1:5555)", "--bind")
         if needs_keys(address) and keys is None:
             raise UserError(f"serving on {address} needs CurveZMQ keys (--keys DIR; make them with 'ffzero-lab keys')",
                             "--bind")
