@@ -3,6 +3,10 @@
 Useful to check a protocol's training settings without optics, and as the digital
 counterpart in comparisons. Parameters are the weights ``W`` ``(out, in)`` followed by the
 biases ``b`` ``(out,)``, unbounded; the tap is ``z = x W^T + b``.
+
+With ``network.conv`` the device is a CNN: conv layers (:mod:`drivers.convolution`, trained
+channel-wise) then ``network.layers`` dense layers, the activation after every layer but the
+last.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ffzero_lab.contract import HeldParameters, ParameterBounds, PhysicalLayer
 from ffzero_lab.network import Network
+
+from .convolution import Conv2dLayer, ConvGeometry
 
 
 class DenseSettings(BaseModel):
@@ -111,18 +117,41 @@ def _activation(kind: str) -> Relu | Tanh | None:
 
 
 class DigitalDevice:
-    """Driver entry point ``digital``: an MLP of ``network.layers`` dense layers of ``network.width``."""
+    """Driver entry point ``digital``: an MLP of ``network.layers`` dense layers of ``network.width``,
+    after ``network.conv.layers`` conv layers when ``network.conv`` is given (a CNN)."""
 
     settings_model = DenseSettings
     activation_model = DigitalActivation
 
-    def build(self, network: Any, settings: DenseSettings, activation: DigitalActivation, seed: int, in_features: int) -> Network:
-        """Build the MLP; the first layer takes ``in_features`` inputs."""
-        seqs = np.random.SeedSequence(seed).spawn(network.layers)
+    def build(self, network: Any, settings: DenseSettings, activation: DigitalActivation, seed: int, in_features: int,
+              image_shape: tuple[int, int] | None = None) -> Network:
+        """Build the network; the first layer takes ``in_features`` inputs, images of ``image_shape``
+        (height, width) for a CNN.
+
+        Dense layer i draws from child i of ``SeedSequence(seed)``; a CNN's conv layers come
+        first in that count.
+
+        Raises:
+            ValueError: a CNN on data that is not an image of ``in_features`` pixels.
+        """
+        conv = network.conv
+        n_conv = 0 if conv is None else conv.layers
+        seqs = np.random.SeedSequence(seed).spawn(n_conv + network.layers)
+        layers: list[PhysicalLayer] = []
+        if conv is not None:
+            if image_shape is None or image_shape[0] * image_shape[1] != in_features or min(image_shape) < 2:
+                raise ValueError(f"conv layers need images; the data's {in_features} features are not (height, width) "
+                                 f"= {image_shape} pixels")
+            channels, (height, width) = 1, image_shape
+            for i in range(n_conv):
+                geo = ConvGeometry(channels, height, width, conv.channels, conv.kernel, conv.stride)
+                layers.append(Conv2dLayer(geo, settings.init_scale, seqs[i]))
+                channels, height, width = conv.channels, geo.out_height, geo.out_width
+            in_features = layers[-1].out_features
         widths = [in_features] + [network.width] * network.layers
-        layers = [DenseLayer(widths[i], widths[i + 1], settings, seqs[i]) for i in range(network.layers)]
+        layers += [DenseLayer(widths[i], widths[i + 1], settings, seqs[n_conv + i]) for i in range(network.layers)]
         stage = _activation(activation.kind)
-        return Network(layers, [stage] * (network.layers - 1))
+        return Network(layers, [stage] * (len(layers) - 1))
 
 
 DEVICE = DigitalDevice()

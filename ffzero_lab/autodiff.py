@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .goodness import cosine_goodness
+from .goodness import TapGoodness
 from .methods import LayerEstimator, NetworkEstimator, Split, StepResult
 from .objectives import Objective
 from .network import Network
@@ -32,14 +32,27 @@ def _twin(obj: Any, what: str) -> Any:
 
 
 def tf_goodness(taps: tf.Tensor, prototypes: tf.Tensor, centre: bool) -> tf.Tensor:
-    """Cosine goodness ``(B, P) x (C, P) -> (B, C)`` (see :func:`ffzero_lab.goodness.cosine_goodness`)."""
+    """Cosine goodness ``(..., B, P) x (C, P) -> (..., B, C)`` (see :func:`ffzero_lab.goodness.cosine_goodness`)."""
     z = taps - tf.reduce_mean(taps, axis=-1, keepdims=True) if centre else taps
     norm = tf.maximum(tf.norm(z, axis=-1, keepdims=True), 1e-30)
-    return tf.matmul(z, prototypes, transpose_b=True) / norm
+    return tf.einsum("...p,cp->...c", z, prototypes) / norm
+
+
+def tf_channel_goodness(taps: tf.Tensor, goodness: TapGoodness) -> tf.Tensor:
+    """Goodness of every channel ``(B, P) -> (G, B, C)`` (see :class:`ffzero_lab.goodness.TapGoodness`)."""
+    protos = tf.constant(goodness.prototypes, dtype=tf.float64)
+    if goodness.projection is None:
+        return tf_goodness(taps, protos, goodness.centred)[None]
+    g, _, ports = goodness.projection.shape
+    z = tf.reshape(taps, (-1, g, ports))
+    if goodness.centred:
+        z = z - tf.reduce_mean(z, axis=-1, keepdims=True)
+    r = tf.einsum("bgp,gdp->gbd", z, tf.constant(goodness.projection, dtype=tf.float64))
+    return tf_goodness(r, protos, False)
 
 
 def tf_margin_loss(goodness: tf.Tensor, labels: tf.Tensor, config: TrainConfig) -> tf.Tensor:
-    """The margin loss of :func:`ffzero_lab.losses.margin_loss`, batch mean."""
+    """The margin loss of :func:`ffzero_lab.losses.margin_loss`, mean over the batch (and any leading axes)."""
     n_classes = goodness.shape[-1]
     onehot = tf.one_hot(labels, n_classes, dtype=goodness.dtype)
     g_true = tf.reduce_sum(goodness * onehot, axis=-1, keepdims=True)
@@ -48,7 +61,7 @@ def tf_margin_loss(goodness: tf.Tensor, labels: tf.Tensor, config: TrainConfig) 
         per_sample = tf.reduce_sum(hinge, axis=-1) / (n_classes - 1)
     else:
         worst = tf.reduce_max(goodness - 1e9 * onehot, axis=-1, keepdims=True)
-        per_sample = tf.nn.relu(config.margin - g_true + config.negative_weight * worst)[:, 0]
+        per_sample = tf.nn.relu(config.margin - g_true + config.negative_weight * worst)[..., 0]
     return tf.reduce_mean(per_sample)
 
 
@@ -77,30 +90,34 @@ def _run(step: Any, x: NDArray[np.generic], y: NDArray[np.generic], theta: NDArr
 
 
 class LocalAD(LayerEstimator):
-    """FF+AD: exact gradient of one layer's margin loss through its differentiable model."""
+    """FF+AD: exact gradient of one layer's margin loss through its differentiable model.
+
+    A channel-wise layer's G channel losses are summed for the tape: channel g's parameters
+    reach only channel g's loss, so each gets its own loss's gradient (the reported loss is
+    their mean, as for ``ff-dd``).
+    """
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool, objective: Objective) -> None:
-        super().__init__(network, layer, train, test, prototypes, config, centre, objective)
+                 goodness: TapGoodness, config: TrainConfig, objective: Objective) -> None:
+        super().__init__(network, layer, train, test, goodness, config, objective)
         model = _twin(self.layer, f"layer {layer}")
-        protos = tf.constant(prototypes, dtype=tf.float64)
+        channels = float(goodness.channels)
 
         @tf.function(reduce_retracing=True)
         def step(x, y, theta):
             with tf.GradientTape() as tape:
                 tape.watch(theta)
                 _, taps = model(x, theta)
-                goodness = tf_goodness(tf.cast(taps, tf.float64), protos, centre)
-                loss = tf_local_loss(goodness, y, objective, config)
-            return loss, tape.gradient(loss, theta), taps
+                loss = tf_local_loss(tf_channel_goodness(tf.cast(taps, tf.float64), goodness), y, objective, config)
+                total = channels * loss
+            return loss, tape.gradient(total, theta), taps
 
         self._step = step
 
     def loss_and_gradient(self, theta, batch, draw):
         y = self.train.y[batch]
         loss, grad, taps = _run(self._step, self.train.x[batch], y, theta)
-        right = self.objective.score(
-            self.objective.local_predict(cosine_goodness(taps, self.prototypes, self.centre)), y)
+        right = self.objective.score(self.objective.local_predict(self.goodness(taps)), y)
         return StepResult(loss, grad, int(batch.size), right, taps)
 
 

@@ -113,6 +113,11 @@ class PhysicalLayer(ABC):
     ports: int
     #: Width of the signal the layer passes on (often equal to ``ports``).
     out_features: int
+    #: Channel-wise layers (a convolution's output channels): the parameters and the ports split
+    #: into ``channels`` equal contiguous blocks, and block c's ports depend only on block c's
+    #: parameters. Layer-local methods then give every channel its own goodness, loss and
+    #: directions (ALGORITHM.md, convolutional layers). 1: the layer is trained as a whole.
+    channels: int = 1
 
     @property
     @abstractmethod

@@ -1,6 +1,12 @@
-"""Goodness: cosine similarity between a tap reading and prototypes (ALGORITHM.md eq. 4)."""
+"""Goodness: cosine similarity between a tap reading and prototypes (ALGORITHM.md eq. 4).
+
+Channel-wise layers (conv) first project each channel's feature map by a fixed random matrix
+(ALGORITHM.md, convolutional layers) and score every channel on its own.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,3 +36,55 @@ def cosine_goodness(
     z = centre(taps) if centred else np.asarray(taps, dtype=np.float64)
     norm = np.linalg.norm(z, axis=-1, keepdims=True)
     return (z @ np.asarray(prototypes, dtype=np.float64).T) / np.maximum(norm, _TINY)
+
+
+def random_projection(channels: int, ports: int, dims: int, seed: int | np.random.SeedSequence) -> NDArray[np.float64]:
+    """Fixed random matrices ``R`` that map each channel's feature map to ``dims`` dimensions.
+
+    Args:
+        channels: G, output channels of a channel-wise layer.
+        ports: P_g, tap readings per channel (its flattened feature map).
+        dims: d, the projected dimension (where the prototypes live).
+        seed: chosen before training and stored with the run.
+
+    Returns:
+        ``(G, d, P_g)``, entries ~ N(0, 1 / P_g) (the cosine that follows is scale-free).
+    """
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((channels, dims, ports)) / np.sqrt(ports)
+
+
+@dataclass(frozen=True)
+class TapGoodness:
+    """How one layer's tap is scored against its prototypes.
+
+    Attributes:
+        prototypes: ``(C, D)`` unit prototypes; D is the layer's ports, or the projected
+            dimension d of a channel-wise layer.
+        centred: centre each reading over its ports (each channel's over its own) first.
+        projection: ``(G, d, P_g)`` fixed random matrices of a channel-wise layer with G
+            channels of P_g ports each (``r_g = R_g vec(z_g)``), or None.
+    """
+
+    prototypes: NDArray[np.float64]
+    centred: bool
+    projection: NDArray[np.float64] | None = None
+
+    @property
+    def channels(self) -> int:
+        """G: goodness values per class (1 unless channel-wise)."""
+        return 1 if self.projection is None else int(self.projection.shape[0])
+
+    def per_channel(self, taps: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Goodness of every channel: ``(..., P) -> (..., G, C)`` (G = 1 for a whole layer)."""
+        if self.projection is None:
+            return cosine_goodness(taps, self.prototypes, self.centred)[..., None, :]
+        g, _, ports = self.projection.shape
+        z = np.asarray(taps, dtype=np.float64).reshape(*np.shape(taps)[:-1], g, ports)
+        if self.centred:
+            z = centre(z)
+        return cosine_goodness(np.einsum("...gp,gdp->...gd", z, self.projection, optimize=True), self.prototypes)
+
+    def __call__(self, taps: NDArray[np.floating]) -> NDArray[np.float64]:
+        """The layer's goodness ``(..., P) -> (..., C)``: the mean over its channels."""
+        return self.per_channel(taps).mean(axis=-2)

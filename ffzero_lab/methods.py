@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .goodness import cosine_goodness
+from .goodness import TapGoodness
 from .network import Network
 from .objectives import Objective
 from .perturbation import DirectionSampler, directional_gradient, perturbed_settings
@@ -99,16 +99,34 @@ class Estimator(ABC):
 
 
 class LayerEstimator(Estimator):
-    """Base of the layer-local methods: trains one layer, predicts with its prototypes."""
+    """Base of the layer-local methods: trains one layer, predicts with its prototypes.
+
+    A channel-wise layer (``goodness.channels`` G > 1) has one loss per channel: channel g's
+    parameters are trained on channel g's goodness alone.
+    """
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool, objective: Objective) -> None:
+                 goodness: TapGoodness, config: TrainConfig, objective: Objective) -> None:
         self.layer = network.layers[layer]
         self.index = layer
         self.n = self.layer.n_params
         self.train, self.test = train, test
-        self.prototypes, self.config, self.centre = prototypes, config, centre
+        self.goodness, self.config = goodness, config
         self.objective = objective
+
+    def channel_losses(self, taps: NDArray[np.floating], y: NDArray[np.generic]) -> tuple[NDArray[np.float64], float]:
+        """Loss of every channel and the fraction right.
+
+        Args:
+            taps: ``(..., B, P)`` readings.
+            y: ``(B,)`` labels (or ``(B, D)`` targets).
+
+        Returns:
+            ``((..., G) batch-mean losses, score of the layer's prediction)``.
+        """
+        per_channel = self.goodness.per_channel(taps)  # (..., B, G, C)
+        losses = self.objective.local_loss(np.moveaxis(per_channel, -2, -3), y, self.config)
+        return losses, self.objective.score(self.objective.local_predict(per_channel.mean(axis=-2)), y)
 
     def parameters(self) -> NDArray[np.float64]:
         return self.layer.get_parameters()
@@ -120,8 +138,7 @@ class LayerEstimator(Estimator):
 
     def test_accuracy(self):
         _, taps = self.layer.forward(self.test.x)
-        goodness = cosine_goodness(taps, self.prototypes, self.centre)
-        predicted = self.objective.local_predict(goodness)
+        predicted = self.objective.local_predict(self.goodness(taps))
         return self.objective.score(predicted, self.test.y), self.test.x.shape[0]
 
 
@@ -163,12 +180,13 @@ class DirectionalDerivatives:
     config: TrainConfig
     n: int
 
-    def _sampler(self, seed: int) -> None:
-        self.sampler = DirectionSampler(self.n, self.config.directions, seed)
+    def _sampler(self, seed: int, groups: int = 1) -> None:
+        self.sampler = DirectionSampler(self.n, self.config.directions, seed, groups)
         self.direction_seed = self.sampler.seed
 
     def score(self, settings: NDArray[np.float64], batch: NDArray[np.intp]) -> tuple[NDArray[np.float64], float, NDArray[np.float64], int]:
-        """``(loss per setting (2K,), fraction right, readings, device evaluations)``."""
+        """``(loss per setting (2K,) or per setting and channel (2K, G), fraction right,
+        readings, device evaluations)``."""
         raise NotImplementedError
 
     def loss_and_gradient(self, theta: NDArray[np.float64], batch: NDArray[np.intp], draw: int) -> StepResult:
@@ -183,18 +201,14 @@ class LocalDD(DirectionalDerivatives, LayerEstimator):
     """FFzero: directional derivatives of one layer's margin loss, 2K settings in one batch."""
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 prototypes: NDArray[np.float64], config: TrainConfig, centre: bool, objective: Objective,
-                 seed: int) -> None:
-        LayerEstimator.__init__(self, network, layer, train, test, prototypes, config, centre, objective)
-        self._sampler(seed)
+                 goodness: TapGoodness, config: TrainConfig, objective: Objective, seed: int) -> None:
+        LayerEstimator.__init__(self, network, layer, train, test, goodness, config, objective)
+        self._sampler(seed, goodness.channels)
 
     def score(self, settings, batch):
         taps = self.layer.evaluate(self.train.x[batch], settings)  # (2K, B, P)
-        goodness = cosine_goodness(taps, self.prototypes, self.centre)
-        y = self.train.y[batch]
-        loss = self.objective.local_loss(goodness, y, self.config)
-        right = self.objective.score(self.objective.local_predict(goodness), y)
-        return loss, right, taps, settings.shape[0] * batch.size
+        losses, right = self.channel_losses(taps, self.train.y[batch])  # (2K, G)
+        return losses, right, taps, settings.shape[0] * batch.size
 
 
 class GlobalDD(DirectionalDerivatives, NetworkEstimator):

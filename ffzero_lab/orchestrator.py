@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from .datasets import Dataset
 from .encoding import encode
-from .goodness import cosine_goodness
+from .goodness import TapGoodness, random_projection
 from .methods import GLOBAL_METHODS, Estimator, GlobalDD, LocalDD, Split
 from .objectives import objective_for
 from .network import Network
@@ -83,13 +83,14 @@ class RunSeeds:
     prototypes: np.random.SeedSequence
     directions: int
     shuffle: int
+    projections: np.random.SeedSequence
 
     @classmethod
     def from_seed(cls, seed: int) -> "RunSeeds":
         root = np.random.SeedSequence(seed)
-        device, prototypes, directions, shuffle = root.spawn(4)
+        device, prototypes, directions, shuffle, projections = root.spawn(5)  # the first 4 as ever
         first = (int(s.generate_state(1)[0]) for s in (device, directions, shuffle))
-        return cls(next(first), prototypes, next(first), next(first))
+        return cls(next(first), prototypes, next(first), next(first), projections)
 
     def direction_seed(self, phase: int) -> int:
         """Seed of the directions of training phase ``phase`` (layer index, or -1 for BP)."""
@@ -108,16 +109,27 @@ class Resume:
     epoch_losses: list[float]
 
 
-def make_prototypes(protocol: Protocol, network: Network, n_classes: int, seeds: RunSeeds) -> list[NDArray[np.float64]]:
-    """One set of ``(C, ports)`` prototypes per layer, each from its own seed."""
+def make_goodness(protocol: Protocol, network: Network, n_classes: int, seeds: RunSeeds) -> list[TapGoodness]:
+    """How each layer's tap is scored: its prototypes, each layer from its own seed, and for a
+    channel-wise layer its fixed random projections.
+
+    A layer scored on its ports gets ``(C, ports)`` prototypes (in the sum-zero hyperplane when
+    taps are centred). A channel-wise layer (``layer.channels`` G > 1) gets ``(G, d, ports / G)``
+    projections and ``(C, d)`` prototypes, d = ``goodness.projection``.
+    """
+    g = protocol.goodness
     per_layer = seeds.prototypes.spawn(len(network))
-    return [
-        max_separated_prototypes(
-            n_classes, layer.ports, per_layer[i], centred=protocol.goodness.centre,
-            steps=protocol.goodness.prototype_steps,
-        )
-        for i, layer in enumerate(network.layers)
-    ]
+    per_projection = seeds.projections.spawn(len(network))
+    scored = []
+    for i, layer in enumerate(network.layers):
+        if layer.channels > 1:
+            projection = random_projection(layer.channels, layer.ports // layer.channels, g.projection, per_projection[i])
+            prototypes = max_separated_prototypes(n_classes, g.projection, per_layer[i], centred=False, steps=g.prototype_steps)
+            scored.append(TapGoodness(prototypes, g.centre, projection))
+        else:
+            prototypes = max_separated_prototypes(n_classes, layer.ports, per_layer[i], centred=g.centre, steps=g.prototype_steps)
+            scored.append(TapGoodness(prototypes, g.centre))
+    return scored
 
 
 class Orchestrator:
@@ -153,7 +165,8 @@ class Orchestrator:
         self.run_uid = run_uid or uuid.uuid4().hex
         self.evaluations = 0
         self.objective = objective_for(dataset.task, dataset.width)
-        self.prototypes = make_prototypes(protocol, network, self.objective.width, self.seeds)
+        self.goodness = make_goodness(protocol, network, self.objective.width, self.seeds)
+        self.prototypes = [scored.prototypes for scored in self.goodness]
         limit_tr, limit_te = protocol.data.train_limit, protocol.data.test_limit
         self.x_train = encode(dataset.x_train[:limit_tr], protocol.data.encoding)
         self.y_train = dataset.y_train[:limit_tr]
@@ -179,13 +192,13 @@ class Orchestrator:
         x_test = self.network.layer_inputs(layer, self.x_test)
         self.evaluations += layer * (x_train.shape[0] + x_test.shape[0])
         train, test = Split(x_train, self.y_train), Split(x_test, self.y_test)
-        prototypes, centre = self.prototypes[layer], p.goodness.centre
+        goodness = self.goodness[layer]
         if p.method == "ff-dd":
-            return LocalDD(self.network, layer, train, test, prototypes, p.train, centre, self.objective,
+            return LocalDD(self.network, layer, train, test, goodness, p.train, self.objective,
                            self.seeds.direction_seed(layer))
         from .autodiff import LocalAD  # lazy: imports TensorFlow
 
-        return LocalAD(self.network, layer, train, test, prototypes, p.train, centre, self.objective)
+        return LocalAD(self.network, layer, train, test, goodness, p.train, self.objective)
 
     def train(self, layer: int | None) -> None:
         """Train one layer (FF methods; the layers before it stay as they are) or, with
@@ -263,8 +276,7 @@ class Orchestrator:
         if self.protocol.method in GLOBAL_METHODS:
             score = objective.score(objective.readout_predict(taps[-1], self.protocol.train), self.y_test)
             return score, [None] * (len(self.network) - 1) + [score]
-        predictions = [objective.local_predict(cosine_goodness(tap, self.prototypes[i], self.protocol.goodness.centre))
-                       for i, tap in enumerate(taps)]
+        predictions = [objective.local_predict(self.goodness[i](tap)) for i, tap in enumerate(taps)]
         per_layer: list[float | None] = [objective.score(p, self.y_test) for p in predictions]
         return objective.score(objective.combine(predictions), self.y_test), per_layer
 
@@ -279,13 +291,15 @@ class Orchestrator:
                                                     "settings": self.protocol.device.settings,
                                                     "seed": self.seeds.device},
              "resumed": self.resume is not None,
-             "layers": [{"n_params": layer.n_params, "ports": layer.ports} for layer in self.network.layers],
+             "layers": [{"n_params": layer.n_params, "ports": layer.ports, "channels": layer.channels}
+                        for layer in self.network.layers],
              "steps_per_epoch": -(-self.x_train.shape[0] // t.batch_size),
              "train_samples": int(self.x_train.shape[0]), "test_samples": int(self.x_test.shape[0])},
         )
         if self.resume is None:
             self._emit("arrays", {"arrays": {
                 **{f"prototypes/{i}": p for i, p in enumerate(self.prototypes)},
+                **{f"projections/{i}": g.projection for i, g in enumerate(self.goodness) if g.projection is not None},
                 **{f"initial_parameters/{i}": layer.get_parameters() for i, layer in enumerate(self.network.layers)},
                 **{f"device/{i}/{key}": value for i, layer in enumerate(self.network.layers)
                    for key, value in layer.state().items()},

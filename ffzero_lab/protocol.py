@@ -51,11 +51,31 @@ class DataConfig(_Section):
     )
 
 
+class ConvConfig(_Section):
+    """``network.conv``: convolutional layers in front of the fully connected ones (a CNN).
+
+    Every conv layer has ``channels`` output channels of ``kernel`` x ``kernel`` kernels, moves
+    by ``stride`` and pads by ``kernel // 2`` (28 x 28 -> 14 x 14 -> 7 x 7 with the defaults).
+    FF methods train each output channel on its own goodness (channel-wise, ALGORITHM.md).
+    """
+
+    layers: int = Field(2, ge=1, le=4, description="Number of conv layers.")
+    channels: int = Field(8, ge=1, le=256, description="Output channels of every conv layer.")
+    kernel: int = Field(5, ge=1, le=15, description="Kernel height and width, pixels.")
+    stride: int = Field(2, ge=1, le=4, description="Step of the kernel, pixels.")
+
+
 class NetworkConfig(_Section):
     """``network``: the chain of trainable layers."""
 
-    layers: int = Field(2, ge=1, le=10, description="Number of trainable linear stages.")
+    layers: int = Field(
+        2, ge=1, le=10,
+        description="Number of trainable linear stages; with 'conv', the fully connected layers after the conv layers.",
+    )
     width: int = Field(64, ge=2, description="Taps per layer (modes of a mesh). The first layer's input must match.")
+    conv: ConvConfig | None = Field(
+        None, description="Conv layers before the fully connected ones (devices that support them: digital)."
+    )
     activation: dict[str, Any] = Field(
         default_factory=dict, description="Stage between layers; validated by the device driver."
     )
@@ -89,6 +109,11 @@ class GoodnessConfig(_Section):
 
     centre: bool = Field(True, description="Centre each tap over its ports (I - mean(I)); prototypes sum to 0.")
     prototype_steps: int = Field(400, ge=0, description="Repulsion steps spreading the prototypes.")
+    projection: int = Field(
+        32, ge=2,
+        description="Channel-wise layers (conv): each channel's feature map is projected by a fixed random "
+        "matrix to this many dimensions, where its prototypes live.",
+    )
 
 
 class RecordConfig(_Section):

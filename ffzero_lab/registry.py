@@ -4,7 +4,8 @@ A driver is an object with
 
 * ``settings_model``: a pydantic model for ``device.settings``,
 * ``activation_model``: a pydantic model for ``network.activation``,
-* ``build(network, settings, activation, seed, in_features) -> Network``.
+* ``build(network, settings, activation, seed, in_features, image_shape) -> Network``
+  (``image_shape``: the data's ``(height, width)``, for devices with conv layers).
 
 Labs add their own by declaring an entry point in the group ``ffzero_lab.devices`` or by
 naming ``package.module:attribute`` in the protocol; this package never imports a driver
@@ -32,7 +33,8 @@ class DeviceDriver(Protocol):
     activation_model: type[BaseModel]
 
     def build(
-        self, network: Any, settings: BaseModel, activation: BaseModel, seed: int, in_features: int
+        self, network: Any, settings: BaseModel, activation: BaseModel, seed: int, in_features: int,
+        image_shape: tuple[int, int] | None = None,
     ) -> Network:
         """Build the network the protocol describes."""
         ...

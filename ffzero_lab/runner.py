@@ -33,7 +33,8 @@ class Prepared:
     seeds: RunSeeds
 
 
-def build_network(protocol: Protocol, source: str, in_features: int, seeds: RunSeeds) -> Network:
+def build_network(protocol: Protocol, source: str, in_features: int, seeds: RunSeeds,
+                  image_shape: tuple[int, int] | None = None) -> Network:
     """Resolve ``device.driver``, validate its settings and build the network."""
     driver = resolve_driver(protocol.device.driver, source)
     try:
@@ -45,7 +46,7 @@ def build_network(protocol: Protocol, source: str, in_features: int, seeds: RunS
     except ValidationError as exc:
         raise validation_error(exc, source, "network.activation") from None
     try:
-        return driver.build(protocol.network, settings, activation, seeds.device, in_features)
+        return driver.build(protocol.network, settings, activation, seeds.device, in_features, image_shape)
     except ValueError as exc:
         raise ConfigError(str(exc), source, "network") from None
 
@@ -68,7 +69,7 @@ def prepare(protocol: Protocol, source: str, data_dir: Path | None, network: Net
         dataset = resize(dataset, protocol.data.resize)
     seeds = RunSeeds.from_seed(protocol.seed)
     if network is None:
-        network = build_network(protocol, source, dataset.features, seeds)
+        network = build_network(protocol, source, dataset.features, seeds, dataset.image_shape)
     elif network.in_features != dataset.features:
         raise ConfigError(f"the data has {dataset.features} features but the rig takes {network.in_features} inputs",
                           source, "data")

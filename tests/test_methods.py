@@ -61,7 +61,7 @@ def test_local_ad_loss_and_gradient_match_the_device() -> None:
     orch = built(p)
     layer = orch.network.layers[0]
     split = Split(orch.x_train, orch.y_train)
-    est = LocalAD(orch.network, 0, split, split, orch.prototypes[0], p.train, True, orch.objective)
+    est = LocalAD(orch.network, 0, split, split, orch.goodness[0], p.train, orch.objective)
     batch = np.arange(20)
     theta = layer.get_parameters()
     result = est.loss_and_gradient(theta, batch, 0)

@@ -343,13 +343,17 @@ class MeshDevice:
     activation_model = ActivationSettings
 
     def build(
-        self, network: Any, settings: MeshSettings, activation: ActivationSettings, seed: int, in_features: int
+        self, network: Any, settings: MeshSettings, activation: ActivationSettings, seed: int, in_features: int,
+        image_shape: tuple[int, int] | None = None,
     ) -> Network:
         """Build the chip. Mesh i draws its phases and errors from child i of ``SeedSequence(seed)``.
 
         Raises:
-            ValueError: the input width differs from the mesh's modes (inputs are fed one per mode).
+            ValueError: the input width differs from the mesh's modes (inputs are fed one per mode),
+                or the protocol asks for conv layers.
         """
+        if getattr(network, "conv", None) is not None:
+            raise ValueError("the simulated chip has no conv layers; remove network.conv or use device.driver: digital")
         if in_features != network.width:
             raise ValueError(
                 f"the data has {in_features} features but the meshes have {network.width} modes; "
