@@ -26,7 +26,7 @@ from ffzero_lab.sweep import (
     write_csv,
 )
 from ffzero_lab.sweep_dask import dask_client, run_cell, run_cells
-from ffzero_lab.sweep_plots import series, write_figures, x_axes
+from ffzero_lab.sweep_plots import bar_groups, series, value_label, write_figures, x_axes
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "protocols" / "quickstart.yaml"
@@ -209,6 +209,28 @@ def test_which_axes_are_plotted() -> None:
     assert x_axes({"train.lr": [0.1, 0.01], "seed": [0, 1], "method": ["a"]}) == ["train.lr"]
     assert x_axes({"train.lr": [0.1, 0.01], "network.width": [10, 50]}) == []
     assert x_axes({"network.layers": [2], "seed": [0, 1]}) == []
+
+
+def test_a_section_value_is_labelled_by_what_differs() -> None:
+    values = [{"set": "franke-2d", "encoding": "raw"}, {"set": "mnist", "target": "scalar", "encoding": "raw"}]
+    assert value_label("data", values[0], values) == "franke-2d"
+    assert value_label("data", values[1], values) == "mnist\ntarget=scalar"
+    assert value_label("seed", 3, [3]) == "3"
+
+
+def test_bars_pool_seeds_per_task_and_method(tmp_path: Path) -> None:
+    tasks = [{"set": "a"}, {"set": "b"}]
+    grid = {"method": ["ff-dd", "bp-dd"], "data": tasks, "seed": [0, 1]}
+    rows = [{"method": m, "data": t, "seed": s, "r2": 0.9 - 0.1 * s - (0.5 if m == "bp-dd" else 0)}
+            for m in grid["method"] for t in tasks for s in (0, 1)]
+    rows.append({"method": "ff-dd", "data": tasks[0], "seed": 2, "r2": None})  # no number: left out
+    groups, bars, stats = bar_groups(grid, rows, "r2")
+    assert groups == ["a", "b"] and bars == ["ff-dd", "bp-dd"]
+    assert stats[("a", "ff-dd")] == (pytest.approx(0.85), 0.8, 0.9, 2)
+    assert stats[("b", "bp-dd")][0] == pytest.approx(0.35)
+    paths = write_figures(grid, rows, tmp_path, "t")
+    assert [p.name for p in paths] == ["r2_by_data_method.png"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_cell_that_raises_comes_back_failed_with_its_error(tmp_path: Path) -> None:
