@@ -75,15 +75,21 @@ class TapGoodness:
         """G: goodness values per class (1 unless channel-wise)."""
         return 1 if self.projection is None else int(self.projection.shape[0])
 
-    def per_channel(self, taps: NDArray[np.floating]) -> NDArray[np.float64]:
-        """Goodness of every channel: ``(..., P) -> (..., G, C)`` (G = 1 for a whole layer)."""
+    def projected(self, taps: NDArray[np.floating]) -> NDArray[np.float64]:
+        """What the prototypes are compared with: ``(..., P) -> (..., G, D)``, each channel's
+        (centred) map projected, ``r_g = R_g vec(z_g)``; a whole layer's (centred) tap for G = 1."""
         if self.projection is None:
-            return cosine_goodness(taps, self.prototypes, self.centred)[..., None, :]
+            z = np.asarray(taps, dtype=np.float64)[..., None, :]
+            return centre(z) if self.centred else z
         g, _, ports = self.projection.shape
         z = np.asarray(taps, dtype=np.float64).reshape(*np.shape(taps)[:-1], g, ports)
         if self.centred:
             z = centre(z)
-        return cosine_goodness(np.einsum("...gp,gdp->...gd", z, self.projection, optimize=True), self.prototypes)
+        return np.einsum("...gp,gdp->...gd", z, self.projection, optimize=True)
+
+    def per_channel(self, taps: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Goodness of every channel: ``(..., P) -> (..., G, C)`` (G = 1 for a whole layer)."""
+        return cosine_goodness(self.projected(taps), self.prototypes)
 
     def __call__(self, taps: NDArray[np.floating]) -> NDArray[np.float64]:
         """The layer's goodness ``(..., P) -> (..., C)``: the mean over its channels."""

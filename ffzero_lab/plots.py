@@ -17,7 +17,8 @@ Three PNG files, ``run-<id>-<what>.png``:
   (labels are not stored; the recorded sample indices pick them from the training set), else
   the class the reading's goodness predicts. Row labels give the readings per class and the
   cosine of the class's mean reading with its prototype: near 1 where the layer has learnt to
-  point that class at its prototype.
+  point that class at its prototype. A channel-wise (conv) layer's readings are its channels'
+  projected maps ``R_g z_g`` (each channel one reading), against its ``(C, d)`` prototypes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from numpy.typing import NDArray
 
 from .datasets import load_dataset
 from .errors import DataError
+from .goodness import TapGoodness
 from .goodness import centre as centre_taps
 from .runstore import RunStore
 
@@ -145,6 +147,14 @@ def last_epoch_readings(store: RunStore, run_id: int, steps: Sequence[dict[str, 
     return -1, []
 
 
+def channel_readings(projected: NDArray[np.floating]) -> NDArray[np.float64]:
+    """A channel-wise layer's projected readings ``(S, B, G, d)`` (or ``(B, G, d)``) as
+    ``(S G, B, d)``: each channel's projection counts as a reading of its own."""
+    z = np.asarray(projected, dtype=np.float64)
+    z = z.reshape(-1, *z.shape[-3:])  # (S, B, G, d)
+    return np.moveaxis(z, 2, 1).reshape(-1, z.shape[1], z.shape[3])
+
+
 def tap_summaries(store: RunStore, run_id: int, data_dir: Path | None = None) -> list[TapSummary]:
     """A :class:`TapSummary` per layer with prototypes and recorded readings (FF methods only);
     the run's data set is looked for in ``data_dir`` (digits need none) for the labels."""
@@ -153,7 +163,8 @@ def tap_summaries(store: RunStore, run_id: int, data_dir: Path | None = None) ->
     protocol = store.protocol(run_id)
     centred, labels, loaded = bool(protocol["goodness"]["centre"]), None, False
     steps = store.steps(run_id)
-    layers = sorted(int(n.split("/")[1]) for n in store.array_names(run_id) if n.startswith("prototypes/"))
+    names = store.array_names(run_id)
+    layers = sorted(int(n.split("/")[1]) for n in names if n.startswith("prototypes/"))
     out = []
     for layer in layers:
         epoch, found = last_epoch_readings(store, run_id, steps, layer)
@@ -163,7 +174,13 @@ def tap_summaries(store: RunStore, run_id: int, data_dir: Path | None = None) ->
             labels, loaded = training_labels(protocol, data_dir), True
         usable = labels is not None and all(int(s.max(initial=0)) < labels.shape[0] for _, s in found)
         pairs = [(r, labels[s] if usable else None) for r, s in found]
-        out.append(tap_summary(pairs, store.array(run_id, f"prototypes/{layer}"), centred, layer, epoch))
+        prototypes = store.array(run_id, f"prototypes/{layer}")
+        if f"projections/{layer}" in names:  # channel-wise: every channel's projected map is a reading
+            scored = TapGoodness(prototypes, centred, store.array(run_id, f"projections/{layer}"))
+            pairs = [(channel_readings(scored.projected(r)), y) for r, y in pairs]
+            out.append(tap_summary(pairs, prototypes, False, layer, epoch))
+            continue
+        out.append(tap_summary(pairs, prototypes, centred, layer, epoch))
     return out
 
 # -- figures -----------------------------------------------------------------------------

@@ -222,3 +222,20 @@ def test_ff_ad_gradient_of_a_conv_layer_is_each_channels_own_loss_gradient() -> 
     numeric = np.array([(total(theta + h * e) - total(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
     np.testing.assert_allclose(result.grad, numeric, atol=1e-6)
     assert result.loss == pytest.approx(total(theta) / orch.goodness[0].channels)
+
+
+def test_plot_of_a_cnn_run_summarises_projected_channel_readings(tmp_path: Path) -> None:
+    args = [str(ROOT / "protocols" / "mnist_cnn.yaml"), *CNN_DIGITS, "--set", "train.epochs=1",
+            "--set", "data.train_limit=128", "--set", "record.measurements=true"]
+    assert runner.invoke(app, ["dry-run", *args, "-q", "--runs-dir", str(tmp_path)]).exit_code == 0
+    from ffzero_lab.plots import tap_summaries
+
+    store = RunStore(tmp_path)
+    summaries = tap_summaries(store, 1)
+    store.close()
+    assert [s.layer for s in summaries] == [0, 1, 2]
+    assert summaries[0].means.shape == (10, 8)  # classes x projected dimension
+    assert summaries[2].means.shape == (10, 32)  # the dense layer: classes x ports
+    result = runner.invoke(app, ["plot", "1", "--output", str(tmp_path / "plots"), "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "plots" / "run-1-taps.png").stat().st_size > 0
