@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ffzero_lab.hardware.waits import wait_s
+
 #: An emulated instrument: one command line in, complete reply messages out (none for a write).
 Handler = Callable[[str], list[bytes]]
 
@@ -72,7 +74,7 @@ class LineServer:
         self.faults: list[Fault] = list(faults or [])
         self.lock = threading.Lock()  # one command at a time across connections
         self.commands = 0  # command lines received
-        self.busy_s = 0.0  # time spent in reply latency, s
+        self.busy_s = 0.0  # time spent in reply latency (measured), s
         self.handler_s = 0.0  # time the emulated instrument took to answer, s
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -121,6 +123,7 @@ class LineServer:
                 client, _ = self._listener.accept()
             except (TimeoutError, OSError):
                 continue
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each reply leaves at once
             self._clients.append(client)
             self._spawn(self._serve, f"{self.name}-client", client)
 
@@ -161,9 +164,10 @@ class LineServer:
                 self.handler_s += time.perf_counter() - started
         delay = self.latency_s + (fault.delay_s if fault is not None else 0.0)
         if replies and delay > 0:
-            time.sleep(delay)
+            started = time.perf_counter()
+            wait_s(delay)
             with self.lock:
-                self.busy_s += delay
+                self.busy_s += time.perf_counter() - started
         return replies
 
 

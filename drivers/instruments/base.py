@@ -8,13 +8,17 @@ instrument, its resource, the channel and the command.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pyvisa
 from numpy.typing import NDArray
 
 from ffzero_lab.instruments import InstrumentError
+
+T = TypeVar("T")
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -42,6 +46,21 @@ class VisaInstrument:
     def __init__(self, resource: Any, name: str) -> None:
         self.resource = resource
         self.name = name
+        #: Time spent inside the resource's calls (pyvisa, the link, the instrument's reply), s.
+        self.visa_s = 0.0
+        #: CPU time of the calling thread inside those calls (pyvisa's own work), s.
+        self.visa_cpu_s = 0.0
+        #: Messages sent through the resource.
+        self.messages = 0
+
+    def _timed(self, call: Callable[[], T]) -> T:
+        """``call()``, its time added to :attr:`visa_s` and :attr:`visa_cpu_s`."""
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return call()
+        finally:
+            self.visa_s += time.perf_counter() - started
+            self.visa_cpu_s += time.thread_time() - cpu
 
     def _failure(self, exc: Exception, command: str | None, channel: int | None) -> InstrumentError:
         where = getattr(self.resource, "resource_name", "?")
@@ -53,29 +72,52 @@ class VisaInstrument:
 
     def write(self, command: str, channel: int | None = None) -> None:
         """Send a command that has no reply."""
+        self.messages += 1
         try:
-            self.resource.write(command)
+            self._timed(lambda: self.resource.write(command))
         except (pyvisa.errors.Error, OSError) as exc:
             raise self._failure(exc, command, channel) from None
 
+    def write_lines(self, commands: list[str], channel: int | None = None) -> None:
+        """Send several commands in one transfer (each ended by the write termination, ``\\n``):
+        one packet on a socket, where separate small writes would wait for each other (Nagle)."""
+        self.messages += len(commands)
+        data = "".join(f"{command}\n" for command in commands).encode("ascii")
+        try:
+            self._timed(lambda: self.resource.write_raw(data))
+        except (pyvisa.errors.Error, OSError) as exc:
+            raise self._failure(exc, "; ".join(commands), channel) from None
+
     def query(self, command: str, channel: int | None = None) -> str:
         """Send a command and return its reply line (stripped)."""
+        self.messages += 1
         try:
-            return self.resource.query(command).strip()
+            return self._timed(lambda: self.resource.query(command)).strip()
         except (pyvisa.errors.Error, OSError) as exc:
             raise self._failure(exc, command, channel) from None
 
     def read_line(self, command: str, channel: int | None = None) -> str:
         """Read one more reply line of ``command`` (multi-line replies)."""
         try:
-            return self.resource.read().strip()
+            return self._timed(self.resource.read).strip()
         except (pyvisa.errors.Error, OSError) as exc:
             raise self._failure(exc, command, channel) from None
 
     def query_float32_block(self, command: str, channel: int | None = None) -> NDArray[np.float64]:
         """Send a query answered by an IEEE-488.2 binary block of little-endian float32."""
+        self.messages += 1
         try:
-            values = self.resource.query_binary_values(command, datatype="f", is_big_endian=False, container=np.array)
+            values = self._timed(lambda: self.resource.query_binary_values(
+                command, datatype="f", is_big_endian=False, container=np.array))
+        except (pyvisa.errors.Error, OSError, ValueError) as exc:
+            raise self._failure(exc, command, channel) from None
+        return np.asarray(values, dtype=np.float64)
+
+    def read_float32_block(self, command: str, channel: int | None = None) -> NDArray[np.float64]:
+        """Read the IEEE-488.2 float32 block answering ``command``, already sent with :meth:`write`."""
+        try:
+            values = self._timed(lambda: self.resource.read_binary_values(
+                datatype="f", is_big_endian=False, container=np.array))
         except (pyvisa.errors.Error, OSError, ValueError) as exc:
             raise self._failure(exc, command, channel) from None
         return np.asarray(values, dtype=np.float64)

@@ -24,6 +24,7 @@ from .limits import (
     check_channel_limits,
     equivalent_voltage_V,
     heater_power_W,
+    peak_power_W,
     power_ordered_steps,
     quantize_toward_zero,
 )
@@ -62,6 +63,7 @@ class HeaterDriver(VisaInstrument):
         self.budget = budget
         self.settings = settings if settings is not None else self.settings_model()
         self._volts: NDArray[np.float64] | None = None  # what each heater sees now (V, or I*R)
+        self._power_W: NDArray[np.float64] | None = None  # what each heater draws now, W
 
     @classmethod
     def from_config(cls, resource: Any, name: str, rig: RigConfig, budget: PowerBudget | None = None) -> "HeaterDriver":
@@ -97,12 +99,19 @@ class HeaterDriver(VisaInstrument):
     @property
     def power_W(self) -> float:
         """Electrical power the heaters draw now, W."""
-        return float(np.sum(heater_power_W(self._state(), self.limits.resistance_ohm)))
+        self._state()
+        return self._drawn_W
+
+    @property
+    def _drawn_W(self) -> float:
+        assert self._power_W is not None
+        return float(self._power_W.sum())
 
     def sync_state(self) -> NDArray[np.float64]:
         """Read the present outputs so that the power budget counts from the truth. Returns V."""
         self._volts = np.asarray(self._read_voltages_V(np.arange(self.channels)), dtype=np.float64)
-        self.budget.record(self.name, heater_power_W(self._volts, self.limits.resistance_ohm))
+        self._power_W = heater_power_W(self._volts, self.limits.resistance_ohm)
+        self.budget.record(self.name, self._power_W)
         return self._volts.copy()
 
     def _state(self) -> NDArray[np.float64]:
@@ -139,15 +148,22 @@ class HeaterDriver(VisaInstrument):
         self._set(np.arange(self.channels), self.limits.safe_V, "V")
 
     def _channel_array(self, channels: ArrayLike) -> NDArray[np.intp]:
-        array = np.atleast_1d(np.asarray(channels))
-        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(f"instrument {self.name!r}: channels must be a 1-D sequence of integers")
-        outside = (array < 0) | (array >= self.channels)
-        if outside.any():
-            raise ValueError(f"instrument {self.name!r}: channel {array[outside][0]} is outside 0..{self.channels - 1}")
-        if np.unique(array).size != array.size:
+        if isinstance(channels, np.ndarray) and channels.dtype == np.intp and channels.ndim == 1:
+            array = channels  # the usual case, from the layers: no conversion
+        else:
+            array = np.atleast_1d(np.asarray(channels))
+            if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+                raise ValueError(f"instrument {self.name!r}: channels must be a 1-D sequence of integers")
+        if array.size == 0:
+            return array.astype(np.intp)
+        ascending = bool((array[1:] > array[:-1]).all())  # then no channel repeats, and the ends bound it
+        low, high = (int(array[0]), int(array[-1])) if ascending else (int(array.min()), int(array.max()))
+        if low < 0 or high >= self.channels:
+            bad = low if low < 0 else high
+            raise ValueError(f"instrument {self.name!r}: channel {bad} is outside 0..{self.channels - 1}")
+        if not ascending and np.unique(array).size != array.size:
             raise ValueError(f"instrument {self.name!r}: a channel is given twice")
-        return array.astype(np.intp)
+        return array.astype(np.intp, copy=False)
 
     def _set(self, channels: ArrayLike, values: ArrayLike, unit: Unit) -> None:
         ch = self._channel_array(channels)
@@ -155,30 +171,42 @@ class HeaterDriver(VisaInstrument):
         if requested.shape != ch.shape:
             raise ValueError(f"instrument {self.name!r}: {ch.size} channels but {requested.size} values")
         q = quantize_toward_zero(requested, self.decimals[unit])
-        check_channel_limits(self.name, ch, q, unit, self.limits)
-        old = self._state()
-        new = old.copy()
-        new[ch] = equivalent_voltage_V(q, unit, self.limits.resistance_ohm[ch])
-        self.budget.check(self.name, heater_power_W(new, self.limits.resistance_ohm))
-        falling, crossing = power_ordered_steps(old[ch], new[ch])
-        first = falling | crossing
-        steps = ((first, np.where(crossing, 0.0, q)), (~falling, q))
-        for mask, step_values in steps:
-            if mask.any():
-                self._write_step(ch[mask], step_values[mask], unit)
+        low, high = self.limits.voltage_window_V
+        new_V = equivalent_voltage_V(q, unit, self.limits.resistance_ohm[ch])
+        if not ((new_V >= low[ch]) & (new_V <= high[ch])).all():  # else the exact checks, which raise
+            check_channel_limits(self.name, ch, q, unit, self.limits)
+        old_V = self._state()[ch]
+        resistance = self.limits.resistance_ohm[ch]
+        old_W, new_W = heater_power_W(old_V, resistance), heater_power_W(new_V, resistance)
+        unchanged_W = self._drawn_W - float(old_W.sum())
+        self.budget.check_total(self.name, unchanged_W + float(new_W.sum()))
+        crossing = bool(((old_V * new_V) < 0).any())  # a channel changing sign
+        if not crossing and self.budget.fits(self.name, unchanged_W + peak_power_W(old_W, new_W)):
+            self._write_step(ch, q, unit, new_V, new_W)  # no order of these writes can cross the budget
+        else:
+            falling, crossing = power_ordered_steps(old_V, new_V)
+            first = falling | crossing
+            step_V = np.where(crossing, 0.0, new_V)
+            for mask, values_, volts in ((first, np.where(crossing, 0.0, q), step_V), (~falling, q, new_V)):
+                if mask.any():
+                    self._write_step(ch[mask], values_[mask], unit, volts[mask],
+                                     heater_power_W(volts[mask], resistance[mask]))
         if self.settings.verify:
-            self._verify(ch, new[ch])
+            self._verify(ch, new_V)
 
-    def _write_step(self, channels: NDArray[np.intp], values: NDArray[np.float64], unit: Unit) -> None:
-        """Write one step and note the new state; after a failure the state is read afresh."""
+    def _write_step(self, channels: NDArray[np.intp], values: NDArray[np.float64], unit: Unit,
+                    volts: NDArray[np.float64], power_W: NDArray[np.float64]) -> None:
+        """Write one step (``values`` in ``unit``: ``volts`` V and ``power_W`` W on the heaters) and
+        note the new state; after a failure the state is read afresh."""
         try:
             self._write_values(channels, values, unit)
         except BaseException:
             self._volts = None  # unknown: the next write reads the instrument first
             raise
-        assert self._volts is not None
-        self._volts[channels] = equivalent_voltage_V(values, unit, self.limits.resistance_ohm[channels])
-        self.budget.record(self.name, heater_power_W(self._volts, self.limits.resistance_ohm))
+        assert self._volts is not None and self._power_W is not None
+        self._volts[channels] = volts
+        self._power_W[channels] = power_W
+        self.budget.record_total(self.name, self._drawn_W)
 
     def _verify(self, channels: NDArray[np.intp], expected_V: NDArray[np.float64]) -> None:
         measured = self._read_voltages_V(channels)

@@ -7,7 +7,7 @@
 | ``:SENS<p>:POW:RANG:AUTO 1`` / ``:SENS<p>:POW:RANG -20DBM`` | auto / fixed range |
 | ``:SENS<p>:POW:ATIM 0.001S`` | port p's averaging time |
 | ``:INIT1:CONT ON`` | measure continuously |
-| ``:FETC:POW:ALL?`` | every port's latest reading: binary block of little-endian float32 |
+| ``:FETC:POW:ALL?`` | every port's latest reading: binary block of little-endian float32 (can be sent to several meters before any reply is read) |
 | ``:READ<p>:POW?`` | one port, measured now |
 | ``:SENS1:FUNC:PAR:LOGG <points>,<atime>`` | logging: points per port, averaging time (s, shared) |
 | ``:SENS1:FUNC:STAT LOGG,STAR`` / ``LOGG,STOP`` | start / stop logging |
@@ -95,7 +95,19 @@ class KeysightN774x(PowerMeter):
     def fetch_power_W(self) -> NDArray[np.float64]:
         """``:FETC:POW:ALL?``: the latest reading of every port, ``(ports,)``, W."""
         ports = self.ports
-        values = self.query_float32_block(":FETC:POW:ALL?")
+        return self._checked(self.query_float32_block(":FETC:POW:ALL?"), ports)
+
+    def request_power(self) -> None:
+        """Send ``:FETC:POW:ALL?`` without waiting for the reply (read it with :meth:`receive_power_W`),
+        so that several meters can answer at once."""
+        self.ports  # noqa: B018 - asks the instrument first if it never has, not between the two
+        self.write(":FETC:POW:ALL?")
+
+    def receive_power_W(self) -> NDArray[np.float64]:
+        """The reply to :meth:`request_power`: every port, ``(ports,)``, W."""
+        return self._checked(self.read_float32_block(":FETC:POW:ALL?"), self.ports)
+
+    def _checked(self, values: NDArray[np.float64], ports: int) -> NDArray[np.float64]:
         if values.size != ports:
             raise InstrumentError(f"expected {ports} readings, got {values.size}", self.name, None, ":FETC:POW:ALL?")
         return values

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -49,6 +50,20 @@ class HeaterLimits:
         """Number of channels."""
         return int(self.voltage_max_V.shape[0])
 
+    @cached_property
+    def voltage_window_V(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(low, high)``, each ``(channels,)``, V: a heater voltage strictly inside passes every
+        limit (``voltage_min_V``, ``voltage_max_V``, and ``current_max_mA`` through ``V / R``).
+
+        Shrunk by 1e-9 relative, so that a value on a limit is left to :func:`check_channel_limits`
+        (whose arithmetic decides, and names the limit). A fast first test, not a replacement.
+        """
+        current_V = self.current_max_mA * self.resistance_ohm / 1e3
+        high = np.minimum(self.voltage_max_V, current_V)
+        low = np.maximum(self.voltage_min_V, -current_V)
+        margin = 1e-9 * np.maximum(np.abs(high), np.abs(low)) + 1e-12
+        return low + margin, high - margin
+
 
 def quantize_toward_zero(values: ArrayLike, decimals: int) -> NDArray[np.float64]:
     """Values on the grid ``10**-decimals``, never farther from zero than asked.
@@ -59,9 +74,12 @@ def quantize_toward_zero(values: ArrayLike, decimals: int) -> NDArray[np.float64
     values = np.asarray(values, dtype=np.float64)
     scale = 10.0**decimals
     steps = np.trunc(values * scale)
+    q = steps / scale
     # values * scale can round up to the next integer; step back so |q| <= |value|.
-    steps = np.where(np.abs(steps / scale) > np.abs(values), steps - np.sign(steps), steps)
-    return steps / scale
+    over = np.abs(q) > np.abs(values)
+    if over.any():
+        q = np.where(over, steps - np.sign(steps), steps) / scale
+    return q
 
 
 def equivalent_voltage_V(values: NDArray[np.float64], unit: Unit, resistance_ohm: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -132,6 +150,18 @@ def check_power_budget(instrument: str, channel_power_W: NDArray[np.float64], bu
     return total
 
 
+def peak_power_W(old_W: NDArray[np.float64], new_W: NDArray[np.float64]) -> float:
+    """Most power any order of writing the changed channels can draw on the way, W.
+
+    Each heater draws its old or its new power until and after its own write, so no state in
+    between exceeds ``sum(max(old, new))`` over the changed channels (plus the unchanged ones).
+
+    Args:
+        old_W, new_W: ``(k,)`` power of each changed heater before and after, W.
+    """
+    return float(np.maximum(old_W, new_W).sum())
+
+
 def power_ordered_steps(old_V: NDArray[np.float64], new_V: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Split a change of heater voltages into two steps whose power never exceeds both ends.
 
@@ -174,9 +204,24 @@ class PowerBudget:
         """Total power if ``instrument`` drew ``channel_power_W``; raises PowerBudgetError."""
         return check_power_budget(instrument, channel_power_W, self.budget_W, self.others_W(instrument))
 
+    def check_total(self, instrument: str, power_W: float) -> float:
+        """Total power if ``instrument`` drew ``power_W`` in all, W; raises PowerBudgetError."""
+        total = self.others_W(instrument) + power_W
+        if not total <= self.budget_W:
+            raise PowerBudgetError(instrument, total, self.budget_W)
+        return total
+
+    def fits(self, instrument: str, power_W: float) -> bool:
+        """Whether ``instrument`` may draw ``power_W`` in all, W, with what the others draw."""
+        return self.others_W(instrument) + power_W <= self.budget_W
+
     def record(self, instrument: str, channel_power_W: NDArray[np.float64]) -> None:
         """Note what ``instrument``'s channels draw now."""
-        self._drawn_W[instrument] = float(np.sum(channel_power_W))
+        self.record_total(instrument, float(np.sum(channel_power_W)))
+
+    def record_total(self, instrument: str, power_W: float) -> None:
+        """Note what ``instrument`` draws now in all, W."""
+        self._drawn_W[instrument] = power_W
 
     @property
     def drawn_W(self) -> float:

@@ -77,6 +77,10 @@ class QontrolSettings(HeaterSettings):
     vector_max: int = Field(
         8, ge=1, description="Most channels set by one VVEC line (longer lines risk E14 buffer overflow)."
     )
+    pipeline: int = Field(
+        1, ge=1, description="Set lines of one write step sent before their replies are read (1: each line "
+        "waits for its OK). More saves a round trip per line; every reply is still read and checked."
+    )
 
 
 class Qontrol(HeaterDriver):
@@ -98,9 +102,11 @@ class Qontrol(HeaterDriver):
 
     def _command(self, command: str, channel: int | None = None) -> None:
         """Send a set command and insist on ``OK``."""
-        reply = self._reply(command, channel)
-        if reply != "OK":
-            raise InstrumentError(f"expected OK, got {reply!r}", self.name, channel, command)
+        reply = self.query(command, channel)
+        if reply == "OK":
+            return
+        self._check(reply, command)  # an error reply raises QontrolError
+        raise InstrumentError(f"expected OK, got {reply!r}", self.name, channel, command)
 
     def _number(self, command: str, channel: int | None = None) -> float:
         reply = self._reply(command, channel)
@@ -137,11 +143,25 @@ class Qontrol(HeaterDriver):
             for channel, value in zip(channels, values, strict=True):
                 self._command(f"I{channel}={value:.{digits}f}", int(channel))
             return
-        for start, run in _runs(channels, values, self.settings.vector_max):
-            if len(run) == 1:
-                self._command(f"V{start}={run[0]:.{digits}f}", start)
-            else:
-                self._command(f"VVEC{start}=" + ",".join(f"{v:.{digits}f}" for v in run), start)
+        form = f"{{:.{digits}f}}".format
+        lines = [(f"V{start}={form(float(run[0]))}" if len(run) == 1 else
+                  f"VVEC{start}=" + ",".join(map(form, run.tolist())), start)
+                 for start, run in _runs(channels, values, self.settings.vector_max)]
+        depth = self.settings.pipeline
+        if depth == 1:
+            for command, channel in lines:
+                self._command(command, channel)
+            return
+        # the lines of one step may arrive in any order (the base class made it so): send a
+        # batch, then read every reply before judging any, so no reply is left unread
+        for i in range(0, len(lines), depth):
+            batch = lines[i : i + depth]
+            self.write_lines([command for command, _ in batch], batch[0][1])
+            replies = [self.read_line(command, channel) for command, channel in batch]
+            for (command, channel), reply in zip(batch, replies, strict=True):
+                if reply != "OK":
+                    self._check(reply, command)
+                    raise InstrumentError(f"expected OK, got {reply!r}", self.name, channel, command)
 
     def _read_voltages_V(self, channels: NDArray[np.intp]) -> NDArray[np.float64]:
         """``Vall?`` when every channel in use is asked for, else ``V<ch>?`` per channel."""
@@ -169,6 +189,10 @@ def _runs(channels: NDArray[np.intp], values: NDArray[np.float64], longest: int)
 
     Channels are sorted first; a write step's order between channels does not matter.
     """
+    steps = np.diff(channels)
+    if (steps == 1).all():  # already one consecutive run (the usual case): no sort, no split
+        first = int(channels[0])
+        return [(first + i, values[i : i + longest]) for i in range(0, len(channels), longest)]
     order = np.argsort(channels, kind="stable")
     ch, vals = channels[order], values[order]
     breaks = np.flatnonzero(np.diff(ch) != 1) + 1

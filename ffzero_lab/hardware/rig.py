@@ -25,6 +25,8 @@ import pyvisa
 from numpy.typing import NDArray
 
 from ..instruments import InstrumentError, PortRef, PowerBudgetError, RigConfig, open_instrument, resource_manager
+from .spec import group_by_instrument
+from .waits import wait_s
 
 T = TypeVar("T")
 
@@ -33,7 +35,8 @@ T = TypeVar("T")
 class RigCounters:
     """What the rig did: settles after phase writes and after input writes, detector readings
     (one per meter per input), retried commands, time spent waiting for heaters to settle and
-    time spent in the drivers' calls (commands and their replies)."""
+    time spent in the drivers' calls (commands and their replies), s; and the calling thread's
+    CPU time in each of the two, s (a wait that spins burns some)."""
 
     phase_settles: int = 0
     input_settles: int = 0
@@ -41,6 +44,8 @@ class RigCounters:
     retries: int = 0
     settle_s: float = 0.0
     io_s: float = 0.0
+    settle_cpu_s: float = 0.0
+    io_cpu_s: float = 0.0
     log: list[str] = field(default_factory=list)
 
 
@@ -57,7 +62,7 @@ class RigIO:
         InstrumentError: an instrument cannot be opened or read.
     """
 
-    def __init__(self, rig: RigConfig, source: str = "instruments", sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, rig: RigConfig, source: str = "instruments", sleep: Callable[[float], None] = wait_s) -> None:
         self.rig, self.source, self.sleep = rig, source, sleep
         self.counters = RigCounters()
         self.rm: pyvisa.ResourceManager = resource_manager(rig, source)
@@ -67,11 +72,13 @@ class RigIO:
                                for n in self.heaters}
         self.safe_V = {n: np.array([lim.safe_V for lim in rig.heater_channel_limits(n)]) for n in self.heaters}
         self.volts: dict[str, NDArray[np.float64]] = {}
+        self._drawn_W = 0.0  # what every heater draws now, W (kept with each write, summed afresh when all are set)
+        self._port_plans: dict[int, tuple[Sequence[PortRef], dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]]]] = {}
         try:
             for name in rig.instruments:
                 self.drivers[name] = self._open(name)
             for name in self.heaters:
-                self.volts[name] = self.call(name, lambda d: np.asarray(d.read_voltages_V(), dtype=np.float64))
+                self._note_volts(name, self.call(name, lambda d: np.asarray(d.read_voltages_V(), dtype=np.float64)))
         except BaseException:
             self.close()
             raise
@@ -92,15 +99,16 @@ class RigIO:
                 pass
         self.drivers[name] = self._open(name)
 
-    def call(self, name: str, action: Callable[[Any], T]) -> T:
-        """``action(driver)`` on instrument ``name``, retried after a transient failure."""
+    def call(self, name: str, action: Callable[[Any], T], retry: Callable[[Any], T] | None = None) -> T:
+        """``action(driver)`` on instrument ``name``, retried (as ``retry(driver)`` if given: e.g. the
+        whole query when ``action`` only reads its reply) after a transient failure."""
         attempt = 0
         while True:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 if name not in self.drivers:
                     self._reopen(name)
-                return action(self.drivers[name])
+                return (action if attempt == 0 or retry is None else retry)(self.drivers[name])
             except InstrumentError as exc:
                 if not exc.transient or attempt >= self.rig.retries:
                     raise
@@ -116,12 +124,18 @@ class RigIO:
                     self.counters.log.append(f"reopen failed: {reopen_exc}")
             finally:
                 self.counters.io_s += time.perf_counter() - started
+                self.counters.io_cpu_s += time.thread_time() - cpu
 
     # -- heaters ------------------------------------------------------------------------------
     def power_W(self, volts: dict[str, NDArray[np.float64]] | None = None) -> float:
         """Electrical power of every heater of the rig, W (now, or for ``volts``)."""
         volts = self.volts if volts is None else volts
         return float(sum(np.sum(volts[n] ** 2 / self.resistance_ohm[n]) for n in self.heaters))
+
+    def _note_volts(self, name: str, volts: NDArray[np.float64]) -> None:
+        """Instrument ``name``'s heaters are at ``volts`` (all its channels), V."""
+        self.volts[name] = volts
+        self._drawn_W = self.power_W() if len(self.volts) == len(self.heaters) else 0.0
 
     def write(self, targets: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]], kind: str = "phase") -> bool:
         """Set heater channels (instrument -> (channels, voltages V)); wait the settle time if
@@ -137,22 +151,34 @@ class RigIO:
             InstrumentError: an instrument failed (after the retries).
         """
         changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]] = {}
-        after = {n: v.copy() for n, v in self.volts.items()}
+        steps_W: list[NDArray[np.float64]] = []  # each changed heater's change of power, W
         for name, (channels, values) in targets.items():
-            differ = after[name][channels] != values
-            if differ.any():
-                changes[name] = (channels[differ], values[differ])
-                after[name][channels[differ]] = values[differ]
+            now = self.volts[name][channels]
+            differ = now != values
+            if not differ.all():
+                if not differ.any():
+                    continue
+                channels, values, now = channels[differ], values[differ], now[differ]
+            steps_W.append((values * values - now * now) / self.resistance_ohm[name][channels])
+            changes[name] = (channels, values)
         if not changes:
             return False
-        total = self.power_W(after)
-        if total > self.rig.power_budget_W:
-            raise PowerBudgetError("all heaters of the rig", total, self.rig.power_budget_W)
-        steps = [changes] if len(changes) == 1 else self._falling_first(changes)
-        for step in steps:
-            for name, (channels, values) in step.items():
-                self.call(name, lambda d, c=channels, v=values: d.set_voltages_V(c, v))
-                self.volts[name][channels] = values
+        drawn = self._drawn_W
+        after = drawn + sum(float(step.sum()) for step in steps_W)
+        if after > self.rig.power_budget_W:
+            raise PowerBudgetError("all heaters of the rig", after, self.rig.power_budget_W)
+        # one step when no order of the writes can cross the budget, else falling channels first
+        one_step = len(changes) == 1 or drawn + sum(float(np.maximum(s, 0.0).sum()) for s in steps_W) \
+            <= self.rig.power_budget_W
+        try:
+            for step in [changes] if one_step else self._falling_first(changes):
+                for name, (channels, values) in step.items():
+                    self.call(name, lambda d, c=channels, v=values: d.set_voltages_V(c, v))
+                    self.volts[name][channels] = values
+        except BaseException:
+            self._drawn_W = self.power_W()  # of what was written
+            raise
+        self._drawn_W = after
         settle = self.rig.settle_time_s if kind == "phase" else self.input_settle_s
         if kind == "phase":
             self.counters.phase_settles += 1
@@ -160,7 +186,9 @@ class RigIO:
             self.counters.input_settles += 1
         self.counters.settle_s += settle
         if settle > 0:
+            cpu = time.thread_time()
             self.sleep(settle)
+            self.counters.settle_cpu_s += time.thread_time() - cpu
         return True
 
     def _falling_first(self, changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]) -> list[dict[str, Any]]:
@@ -187,7 +215,7 @@ class RigIO:
         for name in self.heaters:
             try:
                 self.call(name, lambda d: d.safe_state())
-                self.volts[name] = self.safe_V[name].copy()
+                self._note_volts(name, self.safe_V[name].copy())
             except Exception as exc:  # keep going: the other heaters must still be made safe
                 errors.append(exc)
         if errors:
@@ -201,8 +229,24 @@ class RigIO:
 
     def read_ports(self, ports: Sequence[PortRef]) -> NDArray[np.float64]:
         """The readings of ``ports`` in order (every meter involved read once), W."""
-        readings = {meter: self.read(meter) for meter in dict.fromkeys(p.instrument for p in ports)}
-        return np.array([readings[p.instrument][p.port - 1] for p in ports])
+        cached = self._port_plans.get(id(ports))
+        if cached is None or cached[0] is not ports:  # a new sequence (the layers' are reused)
+            plan = group_by_instrument([(p.instrument, p.port - 1) for p in ports])  # port p at index p - 1
+            cached = self._port_plans[id(ports)] = (ports, plan)
+        plan = cached[1]
+        out = np.empty(len(ports))
+        if len(plan) == 1 or not all(hasattr(self.drivers.get(m), "request_power") for m in plan):
+            for meter, (positions, indices) in plan.items():
+                out[positions] = self.read(meter)[indices]
+            return out
+        # every meter asked first, then every reply read: the meters answer in parallel
+        for meter in plan:
+            self.call(meter, lambda d: d.request_power())
+        for meter, (positions, indices) in plan.items():
+            self.counters.readings += 1
+            readings = self.call(meter, lambda d: d.receive_power_W(), retry=lambda d: d.fetch_power_W())
+            out[positions] = np.asarray(readings, dtype=np.float64)[indices]
+        return out
 
     def close(self) -> None:
         """Close every instrument and the resource manager."""

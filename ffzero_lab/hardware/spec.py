@@ -4,7 +4,9 @@ law of every heater channel. Pure: nothing here opens an instrument."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +15,18 @@ from ..errors import ConfigError
 from ..instruments import ChannelRef, PortRef, RigConfig
 from .calibration import CalibrationFile, PhaseLaws
 from .optics import mesh_phase_names
+
+
+def group_by_instrument(refs: Sequence[tuple[str, int]]) -> dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]]:
+    """``(instrument, number)`` pairs in some order -> instrument -> (the positions of its pairs in
+    that order ``(k,)``, their numbers ``(k,)``): a gather or scatter per instrument instead of a
+    loop over pairs."""
+    out: dict[str, tuple[list[int], list[int]]] = {}
+    for position, (instrument, number) in enumerate(refs):
+        positions, numbers = out.setdefault(instrument, ([], []))
+        positions.append(position)
+        numbers.append(number)
+    return {name: (np.array(p, dtype=np.intp), np.array(n, dtype=np.intp)) for name, (p, n) in out.items()}
 
 
 @dataclass(frozen=True)
@@ -26,14 +40,17 @@ class Channels:
     def __len__(self) -> int:
         return len(self.refs)
 
+    @cached_property
+    def groups(self) -> dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]]:
+        """Instrument -> (positions in this order ``(k,)``, its channels there ``(k,)``)."""
+        return group_by_instrument([(ref.instrument, ref.channel) for ref in self.refs])
+
     def grouped(self, values: NDArray[np.float64]) -> dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]:
         """``(n,)`` values -> instrument -> (its channels, their values)."""
-        out: dict[str, tuple[list[int], list[float]]] = {}
-        for ref, value in zip(self.refs, values, strict=True):
-            channels, vals = out.setdefault(ref.instrument, ([], []))
-            channels.append(ref.channel)
-            vals.append(float(value))
-        return {name: (np.array(ch, dtype=np.intp), np.array(v)) for name, (ch, v) in out.items()}
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (len(self.refs),):
+            raise ValueError(f"{len(self.refs)} channels but values of shape {values.shape}")
+        return {name: (channels, values[positions]) for name, (positions, channels) in self.groups.items()}
 
 
 @dataclass(frozen=True)

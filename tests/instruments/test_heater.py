@@ -17,14 +17,26 @@ def state(volts: list[str]) -> list:
     return [("nchan?", str(len(volts))), ("Vall?", volts[0])] + [(None, v) for v in volts[1:]]
 
 
-def test_power_falls_before_it_rises() -> None:
+def test_power_falls_before_it_rises_when_the_budget_is_tight() -> None:
+    # 10 mW before, 12 mW after, but 14 mW if channels 1 and 3 rose before channel 2 fell
     fake = ExpectedProtocol([
         *state(["2.0000", "0.0000", "1.0000", "0.0000"]),
         ("V2=0.0000", "OK"),                      # step 1: the falling channel
         ("VVEC0=2.0000,1.0000", "OK"),            # step 2: the rest, in runs
         ("V3=1.0000", "OK"),
     ])
-    q = Qontrol(fake, "q8", heater_limits(4), PowerBudget(0.05))
+    q = Qontrol(fake, "q8", heater_limits(4), PowerBudget(0.013))
+    q.set_voltages_V([3, 1, 0, 2], [1.0, 1.0, 2.0, 0.0])
+    np.testing.assert_array_equal(q.voltages_V, [2.0, 1.0, 0.0, 1.0])
+    fake.assert_done()
+
+
+def test_one_line_when_no_order_of_the_writes_can_cross_the_budget() -> None:
+    fake = ExpectedProtocol([
+        *state(["2.0000", "0.0000", "1.0000", "0.0000"]),
+        ("VVEC0=2.0000,1.0000,0.0000,1.0000", "OK"),  # at most 14 mW on the way, budget 14 mW
+    ])
+    q = Qontrol(fake, "q8", heater_limits(4), PowerBudget(0.014))
     q.set_voltages_V([3, 1, 0, 2], [1.0, 1.0, 2.0, 0.0])
     np.testing.assert_array_equal(q.voltages_V, [2.0, 1.0, 0.0, 1.0])
     fake.assert_done()
