@@ -4,6 +4,7 @@
   the file's limits with the instrument's own. Nothing is written to any instrument.
 * ``schema``: the file's JSON schema, for completion in an editor.
 * ``emulate``: serve an emulated rig's instruments on 127.0.0.1 until interrupted.
+* ``emulated-rig``: write the files of an emulated rig of any size (e.g. two 64-mode meshes).
 
 Bad input or an instrument that does not answer is one line on stderr and exit code 2.
 """
@@ -143,3 +144,30 @@ def emulate(
         rig.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@instruments_app.command("emulated-rig")
+def emulated_rig(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for instruments.yaml, rig.yaml, calibration.yaml.")],
+    modes: Annotated[int, typer.Option("--modes", help="Modes of each mesh.", min=2)] = 64,
+    layers: Annotated[int, typer.Option("--layers", help="Meshes.", min=1)] = 2,
+    seed: Annotated[int, typer.Option("--seed", help="Chip seed: phase laws and noise.", min=0)] = 0,
+    noise: Annotated[float, typer.Option("--noise", help="Relative noise of every reading.", min=0.0)] = 0.0,
+    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Reply latency of every instrument, ms.", min=0.0)] = 0.0,
+    first_port: Annotated[int, typer.Option("--first-port", help="TCP port of the first instrument.", min=1, max=65000)] = 50101,
+) -> None:
+    """Write an emulated rig of LAYERS meshes of MODES modes: Qontrol heaters, N7745A meters, and
+    the emulated chip's TRUE phase laws as its calibration file (not measured: see docs/instruments.md).
+
+    Serve it with 'ffzero-lab instruments emulate OUTPUT/rig.yaml' and train on it with
+    'ffzero-lab run PROTOCOL --instruments OUTPUT/instruments.yaml'.
+    """
+    from drivers.emulated.generate import write_emulated_rig  # lazy: the emulator is not needed elsewhere
+
+    try:
+        paths = write_emulated_rig(output, modes, layers, seed=seed, noise=noise, latency_s=latency_ms / 1e3,
+                                   first_port=first_port)
+    except OSError as exc:
+        raise _fail(f"{output}: cannot write the emulated rig: {exc}") from None
+    for what, path in paths.items():
+        out.print(f"{what} {path}", highlight=False)

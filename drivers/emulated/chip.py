@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from ffzero_lab.hardware.optics import MeshOptics, mesh_phase_names, modulator_field
+from ffzero_lab.hardware.spec import group_by_instrument
 from ffzero_lab.instruments import RigConfig
 
 
@@ -61,32 +62,97 @@ class EmulatedChip:
         self._optics = []
         for layer in rig.layers:
             names = [n for n in mesh_phase_names(layer.modes) if n in layer.phases]
-            refs = [(layer.phases[n].instrument, layer.phases[n].channel) for n in names]
-            modulators = {m: (ref.instrument, ref.channel) for m, ref in layer.modulators.items()}
-            self._optics.append((MeshOptics(layer.modes, names), refs, modulators))
+            phases = _gather([layer.phases[n] for n in names])
+            modes = sorted(layer.modulators)
+            modulators = (np.array(modes, dtype=np.intp), _gather([layer.modulators[m] for m in modes]))
+            self._optics.append((MeshOptics(layer.modes, names), phases, modulators))
+        #: meter -> [(layer, its output modes, the ports reading them (from 0))]
+        self._meters: dict[str, list[tuple[int, NDArray[np.intp], NDArray[np.intp]]]] = {}
+        for index, layer in enumerate(rig.layers):
+            by_meter: dict[str, tuple[list[int], list[int]]] = {}
+            for mode, ref in layer.detectors.items():
+                modes_, ports_ = by_meter.setdefault(ref.instrument, ([], []))
+                modes_.append(mode)
+                ports_.append(ref.port - 1)
+            for meter, (modes_, ports_) in by_meter.items():
+                self._meters.setdefault(meter, []).append(
+                    (index, np.array(modes_, dtype=np.intp), np.array(ports_, dtype=np.intp)))
+        # the last matrix and output powers of each layer, and the voltages they were computed at
+        self._matrices: dict[int, tuple[NDArray[np.float64], NDArray[np.complex128]]] = {}
+        self._outputs: dict[int, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
+        self._state: object = None  # what the powers below were computed at
+        self._powers: dict[int, NDArray[np.float64]] = {}  # layer -> output powers, W
 
     def phase(self, instrument: str, channel: int, volts: dict[str, NDArray[np.float64]]) -> float:
         """The phase of one heater channel at the instruments' voltages, rad."""
         v = float(volts[instrument][channel])
         return float(self.phi0_rad[instrument][channel] + self.k_rad_per_V2[instrument][channel] * v**2)
 
+    def phases(self, refs: "Gathered", volts: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        """The phases of channels ``refs`` at the instruments' voltages, rad, ``(n,)``."""
+        out = np.empty(refs.size)
+        for name, (positions, channels) in refs.groups.items():
+            v = volts[name][channels]
+            out[positions] = self.phi0_rad[name][channels] + self.k_rad_per_V2[name][channels] * v * v
+        return out
+
+    def _matrix(self, index: int, volts: dict[str, NDArray[np.float64]]) -> NDArray[np.complex128]:
+        """Layer ``index``'s transfer matrix at the voltages (recomputed only when they changed)."""
+        optics, refs, _ = self._optics[index]
+        phases = self.phases(refs, volts)
+        cached = self._matrices.get(index)
+        if cached is None or not np.array_equal(cached[0], phases):
+            cached = self._matrices[index] = (phases, optics.matrices(phases[None])[0])
+        return cached[1]
+
     def output_powers_W(self, index: int, volts: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
         """Noise-free power at each output mode of layer ``index``, W."""
-        optics, refs, modulators = self._optics[index]
-        phases = np.array([self.phase(inst, ch, volts) for inst, ch in refs])
+        optics, _, (modes, refs) = self._optics[index]
+        matrix = self._matrix(index, volts)
+        psi = self.phases(refs, volts)
+        cached = self._outputs.get(index)
+        if cached is not None and cached[0] is matrix and np.array_equal(cached[1], psi):
+            return cached[2]
         fields = np.full(optics.modes, np.sqrt(self.settings.input_power_W / optics.modes), dtype=complex)
-        for mode, (inst, ch) in modulators.items():
-            fields[mode] *= modulator_field(self.phase(inst, ch, volts))
-        return optics.port_powers(phases[None], fields[:, None])[0, :, 0]
+        fields[modes] *= modulator_field(psi)
+        out = (matrix * fields).sum(axis=1)  # not matrix @ fields: BLAS threads cost ms on a busy machine
+        powers = out.real**2 + out.imag**2
+        self._outputs[index] = (matrix, psi, powers)  # type: ignore[assignment]
+        return powers
 
-    def port_powers_W(self, meter: str, ports: int, volts: dict[str, NDArray[np.float64]], samples: int = 1) -> NDArray[np.float64]:
-        """``(ports, samples)`` readings of power meter ``meter``, W; unmapped ports read 0 W."""
+    def port_powers_W(self, meter: str, ports: int, volts: dict[str, NDArray[np.float64]], samples: int = 1,
+                      state: object = None) -> NDArray[np.float64]:
+        """``(ports, samples)`` readings of power meter ``meter``, W; unmapped ports read 0 W.
+
+        ``state``: anything that changes whenever a voltage does (the heaters' change counters);
+        while it is unchanged, the last output powers are reused without looking at ``volts``.
+        """
+        if state is None or state != self._state:
+            self._state, self._powers = state, {}
         clean = np.zeros(ports)
-        for index, layer in enumerate(self.rig.layers):
-            detectors = [(mode, ref.port) for mode, ref in layer.detectors.items() if ref.instrument == meter]
-            if detectors:
-                powers = self.output_powers_W(index, volts)
-                for mode, port in detectors:
-                    clean[port - 1] = powers[mode]
+        for index, modes, port_index in self._meters.get(meter, []):
+            if index not in self._powers:
+                self._powers[index] = self.output_powers_W(index, volts)
+            clean[port_index] = self._powers[index][modes]
+        if self.settings.noise == 0:
+            return np.repeat(clean[:, None], samples, axis=1)
         noise = 1.0 + self.settings.noise * self.rng.standard_normal((ports, samples))
         return clean[:, None] * noise
+
+
+
+class Gathered:
+    """Heater channels ``(instrument, channel)`` in a fixed order.
+
+    Attributes:
+        size: how many.
+        groups: instrument -> (positions in the order ``(k,)``, its channels there ``(k,)``).
+    """
+
+    def __init__(self, refs: list[tuple[str, int]]) -> None:
+        self.size = len(refs)
+        self.groups = group_by_instrument(refs)
+
+
+def _gather(refs: list) -> Gathered:
+    return Gathered([(ref.instrument, ref.channel) for ref in refs])

@@ -37,6 +37,7 @@ class QontrolEmulator:
         self.resistance_ohm = np.asarray(resistance_ohm, dtype=np.float64)
         n = self.resistance_ohm.size
         self.volts = np.zeros(n)
+        self.version = 0  # counts changes of the outputs
         self.vmax = np.full(n, self.vfull)
         self.imax = np.full(n, self.ifull)
 
@@ -94,4 +95,5 @@ class QontrolEmulator:
             if bad.any():
                 return [f"E{code:02d}:{channels[bad][0]:02d}"]
         self.volts[channels] = volts
+        self.version += 1
         return ["OK"]

@@ -141,7 +141,8 @@ class EmulatedRig:
 
     def _read(self, meter: str, ports: int, samples: int) -> np.ndarray:
         volts = {name: q.volts for name, q in self.heaters.items()}
-        return self.chip.port_powers_W(meter, ports, volts, samples)
+        state = tuple(q.version for q in self.heaters.values())
+        return self.chip.port_powers_W(meter, ports, volts, samples, state)
 
     # -- running ---------------------------------------------------------------------------
     def start(self) -> "EmulatedRig":

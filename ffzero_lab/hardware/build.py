@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import ConfigError
 from ..instruments import RigConfig, load_rig
@@ -51,13 +52,24 @@ def load_specs(path: str | Path) -> tuple[RigConfig, list[LayerSpec]]:
 
 
 def open_network(rig: RigConfig, specs: list[LayerSpec], seed: int, source: str = "instruments",
-                 sleep: Callable[[float], None] | None = None) -> HardwareNetwork:
+                 sleep: Callable[[float], None] | None = None,
+                 initial: Sequence[NDArray[np.floating]] | None = None) -> HardwareNetwork:
     """Open the instruments and build one layer per mesh; nothing is written yet.
 
-    Initial phases are uniform on [0, 2 pi), drawn from ``seed`` (mesh i from child i).
+    Initial phases are uniform on [0, 2 pi), drawn from ``seed`` (mesh i from child i), unless
+    ``initial`` gives them: one ``(n_i,)`` array per mesh, rad, in the mesh's parameter order.
+
+    Raises:
+        ValueError: ``initial`` does not match the meshes.
     """
+    if initial is not None:
+        if len(initial) != len(specs) or any(np.shape(a) != (len(s.names),) for a, s in zip(initial, specs)):
+            raise ValueError(f"initial phases: need {[len(s.names) for s in specs]} phases per mesh, "
+                             f"got {[np.shape(a) for a in initial]}")
+    else:
+        seqs = np.random.SeedSequence(seed).spawn(len(specs))
+        initial = [np.random.default_rng(seq).uniform(0, 2 * np.pi, len(spec.names)) for spec, seq in zip(specs, seqs)]
     io = RigIO(rig, source) if sleep is None else RigIO(rig, source, sleep)
-    seqs = np.random.SeedSequence(seed).spawn(len(specs))
-    layers = [HardwareMesh(spec, io, np.random.default_rng(seq).uniform(0, 2 * np.pi, len(spec.names)))
-              for spec, seq in zip(specs, seqs, strict=True)]
+    layers = [HardwareMesh(spec, io, np.asarray(phases, dtype=np.float64))
+              for spec, phases in zip(specs, initial, strict=True)]
     return HardwareNetwork(layers, io, specs, rig)

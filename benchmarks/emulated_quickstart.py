@@ -1,0 +1,185 @@
+"""The quickstart protocol through the emulated rig against the same protocol on the direct simulator.
+
+Both sides run protocols/quickstart.yaml (two 64-mode meshes, digits, FF+DD) with the same seed and
+the same overrides (``--epochs`` sets ``train.epochs`` on both; ``--set`` adds more, on both):
+
+* direct: the simulated chip of the protocol's ``device`` section (preset ``ideal``), as
+  ``ffzero-lab dry-run`` trains it;
+* rig: an emulated rig of two 64-mode meshes written by ``ffzero-lab instruments emulated-rig``
+  (Qontrol heater chains of 4160 channels, eight N7745A meters per mesh), served by
+  ``ffzero-lab instruments emulate`` in a subprocess on 127.0.0.1 (stopped by its pid), trained
+  through pyvisa-py sockets and the real drivers as ``ffzero-lab run --instruments`` does (the
+  set-point preflight included). The emulated chip is ideal too (ideal MZIs, reading noise 0).
+
+What the rig side is given, and why:
+
+* its calibration file holds the emulated chip's TRUE phase laws (the generator reads them from the
+  emulator's chip model), not laws measured by ``ffzero-lab calibrate``, whose fit of the mesh
+  phases' ``phi0`` does not scale to 64 modes;
+* its initial phases are not the rig's default (uniform, which leaves a banded mesh) but the
+  decomposition (Clements, ``ffzero_lab.hardware.fit.decompose``) of the simulator's initial
+  Haar-random matrix of each mesh into the rig's design, so that both sides start from the same
+  transfer matrix (equal up to output phases, which power meters cannot see).
+
+What still differs, by design of the two chips: the rig's input modulators are one-armed MZIs (an
+amplitude x comes with the phase asin(x)), the rig passes detected intensities from one mesh to
+the next (``sqrt(taps / sum taps)``) where the simulator passes fields through its electro-optic
+activation, and heater voltages are written on a 0.1 mV grid.
+
+Usage: uv run python benchmarks/emulated_quickstart.py [--epochs 3] [--seed 0] [--latency-ms 0]
+       [--settle-ms 0] [--set FIELD=VALUE ...]
+
+Prints a table, then as its last line one JSON object with the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from common import ROOT, machine, report, train_settings
+
+from drivers.emulated.generate import write_emulated_rig
+from ffzero_lab.cli_hardware import check_rig_setpoints, device_seed
+from ffzero_lab.datasets import resolve_data_dir
+from ffzero_lab.hardware import load_specs, open_network
+from ffzero_lab.hardware.fit import decompose
+from ffzero_lab.hardware.spec import LayerSpec
+from ffzero_lab.orchestrator import Orchestrator
+from ffzero_lab.protocol import load_protocol
+from ffzero_lab.runner import prepare
+
+PROTOCOL = ROOT / "protocols" / "quickstart.yaml"
+Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def start_emulator(rig_file: Path, timeout_s: float = 120.0) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``ffzero-lab instruments emulate RIG --any-port`` in a subprocess; its resources once ready."""
+    process = subprocess.Popen([sys.executable, "-m", "ffzero_lab", "instruments", "emulate", str(rig_file), "--any-port"],
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    resources: dict[str, str] = {}
+    deadline = time.monotonic() + timeout_s
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline().strip()
+        if line == "ready":
+            return process, resources
+        if not line and process.poll() is not None:
+            break
+        if line:
+            name, resource = line.split()
+            resources[name] = resource
+    stop_emulator(process)
+    raise RuntimeError(f"the emulator did not start (exit code {process.poll()})")
+
+
+def stop_emulator(process: subprocess.Popen[str]) -> None:
+    """SIGTERM to the emulator's pid, then SIGKILL if it has not ended within 10 s."""
+    if process.poll() is None:
+        os.kill(process.pid, 15)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, 9)
+            process.wait()
+
+
+def rig_phases(spec: LayerSpec, matrix: np.ndarray) -> np.ndarray:
+    """The rig's phases (the layer's parameter order) of a mesh whose inputs-as-rows matrix is
+    ``matrix`` (``outputs = inputs @ matrix``): its Clements decomposition; gammas 0."""
+    phases = decompose(matrix.T)
+    return np.array([phases.get(name, 0.0) for name in spec.names])
+
+
+def train_direct(overrides: list[str]) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The protocol on its simulated chip; the result and each mesh's initial matrix."""
+    protocol, _ = load_protocol(PROTOCOL, overrides)
+    prepared = prepare(protocol, str(PROTOCOL), resolve_data_dir(None))
+    initial = [layer.matrix() for layer in prepared.network.layers]
+    started = time.perf_counter()
+    result = Orchestrator(protocol, prepared.network, prepared.dataset, [], prepared.seeds).run()
+    return _summary(result, time.perf_counter() - started), initial
+
+
+def train_rig(overrides: list[str], instruments: Path, initial: list[np.ndarray]) -> dict[str, Any]:
+    """The protocol through the rig of ``instruments`` (served), from the simulator's initial matrices."""
+    protocol, _ = load_protocol(PROTOCOL, overrides)
+    config, specs = load_specs(instruments)
+    phases = [rig_phases(spec, matrix) for spec, matrix in zip(specs, initial, strict=True)]
+    network = open_network(config, specs, device_seed(protocol), str(instruments), initial=phases)
+    try:
+        prepared = prepare(protocol, str(PROTOCOL), None, network)
+        check_rig_setpoints(network, instruments, protocol, prepared, str(PROTOCOL))
+        started = time.perf_counter()
+        result = Orchestrator(protocol, network, prepared.dataset, [], prepared.seeds).run()
+        wall = time.perf_counter() - started
+    finally:
+        network.safe_state()
+        network.close()
+    summary = _summary(result, wall)
+    counters = network.rig.counters
+    summary.update({"phase_settles": counters.phase_settles, "input_settles": counters.input_settles,
+                    "readings": counters.readings, "retries": counters.retries})
+    return summary
+
+
+def _summary(result: Any, wall_s: float) -> dict[str, Any]:
+    return {"test_accuracy": result.test_accuracy, "layer_accuracy": result.layer_accuracy,
+            "evaluations": result.evaluations, "wall_s": wall_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3, help="train.epochs on both sides")
+    parser.add_argument("--seed", type=int, default=0, help="the protocol's seed on both sides")
+    parser.add_argument("--chip-seed", type=int, default=0, help="the emulated chip's seed (its phase laws)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="reply latency of every emulated instrument")
+    parser.add_argument("--settle-ms", type=float, default=0.0, help="wait after every heater write (phases and inputs)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="FIELD=VALUE, on both sides")
+    args = parser.parse_args()
+    overrides = [f"seed={args.seed}", f"train.epochs={args.epochs}", "record.measurements=false", *args.overrides]
+    direct, initial = train_direct(overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = write_emulated_rig(folder, 64, 2, seed=args.chip_seed, noise=0.0, latency_s=args.latency_ms / 1e3,
+                                   settle_time_s=args.settle_ms / 1e3, input_settle_time_s=args.settle_ms / 1e3)
+        process, resources = start_emulator(paths["rig"])
+        try:
+            document = yaml.load(paths["instruments"].read_text(encoding="utf-8"), Loader=Loader)
+            for name, resource in resources.items():
+                document["instruments"][name]["resource"] = resource
+            served = folder / "instruments.served.yaml"
+            served.write_text(yaml.dump(document, Dumper=Dumper, sort_keys=False), encoding="utf-8")
+            rig = train_rig(overrides, served, initial)
+        finally:
+            stop_emulator(process)
+    protocol, _ = load_protocol(PROTOCOL, overrides)
+    difference = rig["test_accuracy"] - direct["test_accuracy"]
+    rows = [[side, f"{r['test_accuracy']:.4f}", ", ".join(f"{a:.3f}" for a in r["layer_accuracy"]),
+             f"{r['evaluations']:,}", f"{r['wall_s']:.1f}"] for side, r in (("direct simulator", direct), ("emulated rig", rig))]
+    layer_differences = [r - d for r, d in zip(rig["layer_accuracy"], direct["layer_accuracy"], strict=True)]
+    rows.append(["rig - direct", f"{difference:+.4f}", ", ".join(f"{d:+.3f}" for d in layer_differences), "", ""])
+    settings = {"protocol": "protocols/quickstart.yaml", "overrides": overrides, "train": train_settings(protocol),
+                "chip_seed": args.chip_seed, "latency_ms": args.latency_ms, "settle_ms": args.settle_ms,
+                "non_idealities": "ideal on both sides (simulator preset ideal; emulated chip ideal MZIs, noise 0)",
+                "calibration": "the emulated chip's true phase laws (not measured)",
+                "rig_initial_phases": "decomposition of the simulator's initial matrices"}
+    print(f"settings: {settings}")
+    report("quickstart: emulated rig (pyvisa-py sockets, real drivers) vs direct simulator",
+           ["side", "voted test accuracy", "per layer", "evaluations", "train wall s"], rows,
+           {"benchmark": "emulated_quickstart", "settings": settings, "direct": direct, "rig": rig,
+            "difference": difference, "layer_differences": layer_differences,
+            "within_3_points": abs(difference) <= 0.03, "machine": machine()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Emulated rigs of any size: the instruments file, the emulated rig file and the chip's *true*
+calibration file for ``layers`` rectangular meshes of ``modes`` modes (e.g. the quickstart's two
+64-mode meshes), written by ``ffzero-lab instruments emulated-rig``.
+
+Per mesh ``l`` of N modes:
+
+* one heater instrument ``mesh<l>``: daisy-chained Qontrol Q8iv modules with ``N^2 + N``
+  channels: the mesh's ``N^2`` phases in parameter order (``theta``, ``phi`` by column and slot,
+  then ``gamma``), then the N input modulators;
+* ``ceil(N / 8)`` Keysight N7745A power meters ``meter<l>_<k>``, 8 ports each: output mode ``m``
+  on meter ``m // 8``, port ``m % 8 + 1``.
+
+Every channel has the same limits (``voltage_max_V`` 6 V, ``current_max_mA`` 15 mA, 500 ohm);
+``power_budget_W`` is what every heater at a whole turn at once would draw (so any setting fits):
+``channels * 2 P_pi (1 + 2 k_spread)``. Resources are 127.0.0.1 sockets from ``first_port`` on.
+
+The calibration file holds the emulated chip's own phase laws (:class:`.chip.EmulatedChip`, drawn
+from the chip seed), not laws measured by ``ffzero-lab calibrate``: ``calibrate`` recovers laws of
+small meshes within 2 %, but its fit of the mesh phases' ``phi0`` does not scale past about five
+modes. Its header says so.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ffzero_lab.hardware.optics import mesh_phase_names
+from ffzero_lab.instruments import load_rig
+
+from .chip import ChipSettings, EmulatedChip
+
+#: Ports of the emulated power meter model.
+METER_PORTS = 8
+#: Limits of every heater channel.
+LIMITS = {"voltage_max_V": 6.0, "current_max_mA": 15.0, "resistance_ohm": 500.0, "safe_V": 0.0}
+
+CALIBRATION_HEADER = """\
+# The emulated chip's TRUE phase laws phi = phi0 + k V^2 (drivers/emulated/generate.py), read from
+# the emulator's chip model (seed {seed}) - NOT measured by 'ffzero-lab calibrate', whose phi0 fit
+# does not scale to meshes this size. Valid only for the emulated rig of {rig_file}.
+"""
+
+
+def instruments_document(modes: int, layers: int, name: str, first_port: int, chip: ChipSettings,
+                         vector_max: int, pipeline: int, settle_time_s: float,
+                         input_settle_time_s: float) -> dict[str, Any]:
+    """The instruments file (a dict): instruments, limits, layer maps. See the module docstring."""
+    phases = mesh_phase_names(modes)
+    meters = -(-modes // METER_PORTS)
+    channels = len(phases) + modes
+    budget = round(layers * channels * 2 * chip.p_pi_W * (1 + 2 * chip.k_spread) * 1.01, 3)
+    instruments: dict[str, Any] = {}
+    maps = []
+    port = first_port
+    for layer in range(layers):
+        heater = f"mesh{layer}"
+        instruments[heater] = {
+            "resource": f"TCPIP0::127.0.0.1::{port}::SOCKET", "driver": "drivers.instruments.qontrol:Qontrol",
+            "timeout_ms": 5000, "settings": {"verify": False, "vector_max": vector_max, "pipeline": pipeline},
+            "channels": {"count": channels, "default": dict(LIMITS)},
+        }
+        port += 1
+        for k in range(meters):
+            instruments[f"meter{layer}_{k}"] = {
+                "resource": f"TCPIP0::127.0.0.1::{port}::SOCKET",
+                "driver": "drivers.instruments.keysight_n774x:KeysightN774x",
+                "timeout_ms": 5000, "settings": {"averaging_time_s": 0.001, "wavelength_nm": 1550},
+            }
+            port += 1
+        maps.append({
+            "name": f"mesh{layer}", "modes": modes,
+            "phases": {n: {"instrument": heater, "channel": c} for c, n in enumerate(phases)},
+            "modulators": {m: {"instrument": heater, "channel": len(phases) + m} for m in range(modes)},
+            "detectors": {m: {"instrument": f"meter{layer}_{m // METER_PORTS}", "port": m % METER_PORTS + 1}
+                          for m in range(modes)},
+        })
+    return {"name": name, "visa_library": "@py", "calibration": "calibration.yaml", "power_budget_W": budget,
+            "settle_time_s": settle_time_s, "input_settle_time_s": input_settle_time_s, "retries": 2,
+            "instruments": instruments, "layers": maps}
+
+
+def rig_document(instruments: dict[str, Any], chip: ChipSettings, latency_s: float) -> dict[str, Any]:
+    """The emulated rig file (a dict) playing ``instruments``: Q8iv heaters, N7745A meters."""
+    served = {name: {"latency_s": latency_s, "model": "Q8iv" if "channels" in inst else "N7745A"}
+              for name, inst in instruments["instruments"].items()}
+    return {"emulator": "drivers.emulated.rig:EmulatedRig", "instruments_file": "instruments.yaml",
+            "chip": chip.model_dump(), "instruments": served}
+
+
+def true_calibration(instruments_file: Path, chip: ChipSettings) -> dict[str, Any]:
+    """The calibration file (a dict) of the emulated chip's own laws, every mapped channel."""
+    rig = load_rig(instruments_file)
+    truth = EmulatedChip(rig, chip)
+    channels: dict[str, dict[int, dict[str, Any]]] = {}
+    for i, layer in enumerate(rig.layers):
+        roles = [(f"layers[{i}].phases.{n}", ref) for n, ref in layer.phases.items()]
+        roles += [(f"layers[{i}].modulators[{m}]", ref) for m, ref in layer.modulators.items()]
+        for role, ref in roles:
+            channels.setdefault(ref.instrument, {})[ref.channel] = {
+                "phi0_rad": float(truth.phi0_rad[ref.instrument][ref.channel]),
+                "k_rad_per_V2": float(truth.k_rad_per_V2[ref.instrument][ref.channel]), "role": role}
+    return {"model": "phi = phi0 + k V^2", "rig": rig.name,
+            "created": _dt.datetime.now().isoformat(timespec="seconds"), "channels": channels}
+
+
+def write_emulated_rig(folder: Path, modes: int, layers: int = 1, *, seed: int = 0, noise: float = 0.0,
+                       latency_s: float = 0.0, p_pi_W: float = 0.02, first_port: int = 50101, vector_max: int = 32,
+                       pipeline: int = 16, settle_time_s: float = 0.002, input_settle_time_s: float = 0.0005) -> dict[str, Path]:
+    """Write ``instruments.yaml``, ``rig.yaml`` and ``calibration.yaml`` for an emulated rig to
+    ``folder`` (created if missing).
+
+    Args:
+        folder: where the three files go.
+        modes: N, modes of each mesh (>= 2).
+        layers: meshes (>= 1).
+        seed: the chip seed (phase laws and noise).
+        noise: relative noise of every reading.
+        latency_s: reply latency of every instrument, s.
+        p_pi_W: nominal heater power for a pi shift, W.
+        first_port: TCP port of the first instrument (the others follow).
+        vector_max: channels per Qontrol ``VVEC`` line (32 values fit the emulator's 256-character buffer).
+        pipeline: Qontrol set lines sent before their replies are read.
+        settle_time_s, input_settle_time_s: waits after phase and after input writes, s.
+
+    Returns:
+        ``{"instruments": ..., "rig": ..., "calibration": ...}`` paths.
+    """
+    if modes < 2 or layers < 1:
+        raise ValueError(f"an emulated rig needs modes >= 2 and layers >= 1, got {modes} and {layers}")
+    folder.mkdir(parents=True, exist_ok=True)
+    chip = ChipSettings(seed=seed, p_pi_W=p_pi_W, noise=noise)
+    name = f"emulated {layers} x {modes}-mode rig (chip seed {seed})"
+    instruments = instruments_document(modes, layers, name, first_port, chip, vector_max, pipeline,
+                                       settle_time_s, input_settle_time_s)
+    paths = {"instruments": folder / "instruments.yaml", "rig": folder / "rig.yaml",
+             "calibration": folder / "calibration.yaml"}
+    header = f"# {name}: written by 'ffzero-lab instruments emulated-rig' (drivers/emulated/generate.py)\n"
+    paths["instruments"].write_text(header + _dump(instruments), encoding="utf-8")
+    paths["rig"].write_text(header + _dump(rig_document(instruments, chip, latency_s)), encoding="utf-8")
+    paths["calibration"].write_text(
+        CALIBRATION_HEADER.format(seed=seed, rig_file=paths["rig"].name)
+        + _dump(true_calibration(paths["instruments"], chip)), encoding="utf-8")
+    return paths
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return yaml.safe_dump(document, sort_keys=False, width=120)

@@ -1,0 +1,107 @@
+"""Emulated rigs of any size (``instruments emulated-rig``), through pyvisa-py sockets and the real
+drivers: the files load, the calibration file is the chip's truth, Qontrol lines can be pipelined
+and several meters read at once, and a rig starts from a given transfer matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from drivers.emulated.generate import write_emulated_rig
+from drivers.emulated.rig import EmulatedRig
+from drivers.emulated.server import Fault
+from drivers.instruments.qontrol import QontrolError
+from ffzero_lab.cli import app
+from ffzero_lab.hardware import load_specs, open_network
+from ffzero_lab.hardware.fit import decompose
+from ffzero_lab.hardware.optics import MeshOptics, mesh_phase_names
+
+N = 12  # modes of the served rig's meshes
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[EmulatedRig, Path]]:
+    """A generated 2 x 12-mode rig (two 8-port meters per mesh) on free ports; the instruments
+    file pointing at it."""
+    paths = write_emulated_rig(tmp_path, N, 2, seed=3, pipeline=4)
+    with EmulatedRig.from_file(paths["rig"], any_port=True) as rig:
+        document = yaml.safe_load(paths["instruments"].read_text())
+        for name, resource in rig.resources.items():
+            document["instruments"][name]["resource"] = resource
+        document.update({"settle_time_s": 0.0, "input_settle_time_s": 0.0})
+        live = tmp_path / "instruments.live.yaml"
+        live.write_text(yaml.safe_dump(document))
+        yield rig, live
+
+
+def test_layout_of_a_generated_rig(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["instruments", "emulated-rig", "--modes", "8", "--layers", "2", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rig, specs = load_specs(tmp_path / "instruments.yaml")
+    assert sorted(rig.instruments) == ["mesh0", "mesh1", "meter0_0", "meter1_0"]
+    assert rig.instruments["mesh0"].channels.count == 8 * 8 + 8  # phases, then modulators
+    assert [len(s.names) for s in specs] == [64, 64]
+    assert specs[1].detectors[7].instrument == "meter1_0" and specs[1].detectors[7].port == 8
+    assert "NOT measured" in (tmp_path / "calibration.yaml").read_text().splitlines()[1]
+
+
+def test_the_calibration_file_is_the_chip_and_training_sees_it(served: tuple[EmulatedRig, Path]) -> None:
+    rig, instruments = served
+    config, specs = load_specs(instruments)
+    network = open_network(config, specs, seed=0)
+    try:
+        layer = network.layers[1]
+        settings = np.random.default_rng(1).uniform(0, 2 * np.pi, (2, len(specs[1].names)))
+        inputs = np.random.default_rng(2).uniform(0, 1, (3, N))
+        _, taps = layer.propagate(inputs, settings)
+        optics = MeshOptics(N, list(specs[1].names))
+        psi = 2 * np.arcsin(inputs)
+        fields = np.sqrt(1e-3 / N) * (np.exp(1j * psi) - 1) / 2  # one-armed modulators
+        expected = optics.port_powers(settings, fields.T).transpose(0, 2, 1)
+        np.testing.assert_allclose(taps, expected, rtol=0, atol=2e-3 * expected.max())  # 0.1 mV voltage grid
+        assert network.rig.counters.readings == 2 * 6  # both meters (asked at once) for each of 6 inputs
+    finally:
+        network.safe_state()
+        network.close()
+    assert all((h.volts == 0).all() for h in rig.heaters.values())
+
+
+def test_a_rig_can_start_from_a_given_transfer_matrix(served: tuple[EmulatedRig, Path]) -> None:
+    _, instruments = served
+    config, specs = load_specs(instruments)
+    u = MeshOptics(N, mesh_phase_names(N)).matrices(np.random.default_rng(4).uniform(0, 2 * np.pi, N * N))[0]
+    initial = [np.array([decompose(u).get(n, 0.0) for n in spec.names]) for spec in specs]
+    network = open_network(config, specs, seed=0, initial=initial)
+    try:
+        x = np.random.default_rng(5).uniform(0, 1, (2, N))
+        _, taps = network.layers[0].forward(x)
+        psi = 2 * np.arcsin(x)
+        fields = np.sqrt(1e-3 / N) * (np.exp(1j * psi) - 1) / 2
+        np.testing.assert_allclose(taps, np.abs(fields @ u.T) ** 2, rtol=0, atol=2e-3 * taps.max())
+        with pytest.raises(ValueError, match="initial phases"):
+            open_network(config, specs, seed=0, initial=initial[:1])
+    finally:
+        network.safe_state()
+        network.close()
+
+
+def test_a_pipelined_error_reply_is_raised_after_every_reply_is_read(served: tuple[EmulatedRig, Path]) -> None:
+    rig, instruments = served
+    config, specs = load_specs(instruments)
+    network = open_network(config, specs, seed=0)
+    try:
+        driver = network.rig.drivers["mesh0"]
+        assert driver.settings.pipeline == 4 and driver.settings.vector_max == 32
+        rig.inject("mesh0", Fault("VVEC32=*", reply="E01:32", count=1))
+        with pytest.raises(QontrolError, match=r"channel 32: error E01"):
+            driver.set_voltages_V(np.arange(80), np.full(80, 1.0))  # 3 lines in one batch, the 2nd refused
+        driver.set_voltages_V(np.arange(80), np.full(80, 1.5))  # the link is still in step
+        np.testing.assert_allclose(driver.read_voltages_V(np.arange(80)), 1.5)
+    finally:
+        network.safe_state()
+        network.close()
