@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -19,11 +20,21 @@ from ffzero_lab.runner import prepare
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_protocol(path: str | Path, overrides: list[str]) -> tuple[Protocol, dict[str, Any]]:
-    """Train a protocol (with ``--set``-style overrides) on its simulated device; no run store."""
+def run_protocol(path: str | Path, overrides: list[str], holdout: int | None = None
+                 ) -> tuple[Protocol, dict[str, Any]]:
+    """Train a protocol (with ``--set``-style overrides) on its simulated device; no run store.
+
+    ``holdout``: train on all but the last ``holdout`` training samples and score on those
+    instead of the test split (for choosing hyperparameters without looking at the test set).
+    """
     protocol, _ = load_protocol(path, overrides)
     prepared = prepare(protocol, str(path), resolve_data_dir(None))
-    result = Orchestrator(protocol, prepared.network, prepared.dataset, [], prepared.seeds).run()
+    dataset = prepared.dataset
+    if holdout:
+        n = dataset.x_train.shape[0] - holdout
+        dataset = dataclasses.replace(dataset, x_train=dataset.x_train[:n], y_train=dataset.y_train[:n],
+                                      x_test=dataset.x_train[n:], y_test=dataset.y_train[n:])
+    result = Orchestrator(protocol, prepared.network, dataset, [], prepared.seeds).run()
     return protocol, {"test_accuracy": result.test_accuracy, "layer_accuracy": result.layer_accuracy,
                       "evaluations": result.evaluations, "wall_s": result.wall_s}
 
