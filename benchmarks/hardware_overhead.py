@@ -5,8 +5,8 @@ free 127.0.0.1 ports with a reply latency of ``--latency-ms`` (1 ms) per command
 instrument; protocols/rig_4mode.yaml trains on it through pyvisa-py sockets and the real Qontrol and
 N7744A drivers, in this process, once per K in ``--directions``.
 
-Instrument time is what the rig itself takes: the emulator's reply latency (measured, per command)
-plus the settle waits after heater writes (``settle_time_s`` after a phase setting,
+Instrument time is what the rig itself takes: the emulator's reply latency as configured, per
+command (what it waited is measured too; any excess counts as transport), plus the settle waits after heater writes (``settle_time_s`` after a phase setting,
 ``input_settle_time_s`` after the input modulators). Around it (see DEFINITIONS, printed with the
 table): *transport* is pyvisa-py and the loopback sockets (the time inside pyvisa's calls less the
 latency and the emulator's own work); *drivers* is the drivers' code (limits, budget, command
@@ -43,14 +43,15 @@ from ffzero_lab.runner import prepare
 
 
 DEFINITIONS = """\
-instrument = latency (the emulator's measured reply wait, every command) + settle (the waits after heater writes)
+instrument = latency (the emulator's reply latency as configured, every command) + settle (the waits after heater writes)
 transport  = time inside pyvisa calls - latency - emulator: pyvisa-py, the 127.0.0.1 sockets, the emulator's line handling
+             and anything its latency waits overran (a busy machine)
 emulator   = the emulated instruments' own work (chip model), excluded: a real rig does it in its own hardware
 drivers    = time inside the rig's instrument calls - time inside pyvisa: limits, budget, command formatting, retries
 host       = wall - instrument calls - settle waits: orchestrator, goodness and loss, the layers' bookkeeping
 overhead   = (host + drivers) / instrument; transport / instrument and all three / instrument are printed beside it
-overhead, CPU = the same with host and drivers as this thread's CPU time (time.thread_time), which other work
-             on the machine does not inflate (their wall time includes waiting for a core)"""
+overhead, CPU = the same from this thread's CPU time (time.thread_time): all of it but the CPU inside pyvisa's
+             calls and in the settle waits; other work on the machine does not inflate it as it does wall time"""
 
 
 def emulated_rig(folder: Path, latency_s: float) -> EmulatedRig:
@@ -80,11 +81,11 @@ def measure(rig: EmulatedRig, folder: Path, protocol_path: str, overrides: list[
     drivers = network.rig.drivers
     try:
         prepared = prepare(protocol, protocol_path, None, network)
-        busy_before = {n: s.busy_s for n, s in rig.servers.items()}
+        busy_before = {n: (s.busy_s, s.delay_s) for n, s in rig.servers.items()}
         handler_before = {n: s.handler_s for n, s in rig.servers.items()}
         commands_before = {n: s.commands for n, s in rig.servers.items()}
         visa_before = {n: (d.visa_s, d.visa_cpu_s) for n, d in drivers.items()}
-        io_before = (counters.io_s, counters.io_cpu_s, counters.settle_s, counters.settle_cpu_s)
+        io_before = (counters.io_s, counters.settle_s, counters.settle_cpu_s)
         started, cpu_started = time.perf_counter(), time.thread_time()
         result = Orchestrator(protocol, network, prepared.dataset, [on_step], prepared.seeds).run()
         wall, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
@@ -93,24 +94,25 @@ def measure(rig: EmulatedRig, folder: Path, protocol_path: str, overrides: list[
     finally:
         network.safe_state()
         network.close()
-    latency = sum(s.busy_s - busy_before[n] for n, s in rig.servers.items())
+    latency = sum(s.delay_s - busy_before[n][1] for n, s in rig.servers.items())  # as configured
+    waited = sum(s.busy_s - busy_before[n][0] for n, s in rig.servers.items())  # as measured
     emulator = sum(s.handler_s - handler_before[n] for n, s in rig.servers.items())
     commands = {n: s.commands - commands_before[n] for n, s in rig.servers.items()}
-    io, io_cpu, settle, settle_cpu = (now - before for now, before in zip(
-        (counters.io_s, counters.io_cpu_s, counters.settle_s, counters.settle_cpu_s), io_before, strict=True))
+    io, settle, settle_cpu = (now - before for now, before in zip(
+        (counters.io_s, counters.settle_s, counters.settle_cpu_s), io_before, strict=True))
     per_step = np.diff([0, *settles])
     instrument = latency + settle
     transport = visa - latency - emulator
     driver, host = io - visa, wall - io - settle
-    driver_cpu, host_cpu = io_cpu - visa_cpu, cpu - io_cpu - settle_cpu
+    software_cpu = cpu - visa_cpu - settle_cpu  # host + drivers, this thread's CPU
     return {
         "directions": directions, "steps": len(settles), "evaluations": result.evaluations,
         "commands": commands, "retries": counters.retries,
-        "latency_s": latency, "settle_s": settle, "instrument_s": instrument,
+        "latency_s": latency, "latency_waited_s": waited, "settle_s": settle, "instrument_s": instrument,
         "emulator_s": emulator, "transport_s": transport, "driver_s": driver, "host_s": host, "wall_s": wall,
         "transport_per_command_ms": 1e3 * transport / sum(commands.values()),
         "overhead_fraction": (host + driver) / instrument,
-        "driver_cpu_s": driver_cpu, "host_cpu_s": host_cpu, "overhead_cpu_fraction": (host_cpu + driver_cpu) / instrument,
+        "host_driver_cpu_s": software_cpu, "overhead_cpu_fraction": software_cpu / instrument,
         "transport_fraction": transport / instrument,
         "software_fraction": (host + driver + transport) / instrument,
         "settles_per_step": {"min": int(per_step.min()), "max": int(per_step.max()), "expected": 2 * directions + 1},

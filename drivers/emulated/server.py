@@ -75,6 +75,7 @@ class LineServer:
         self.lock = threading.Lock()  # one command at a time across connections
         self.commands = 0  # command lines received
         self.busy_s = 0.0  # time spent in reply latency (measured), s
+        self.delay_s = 0.0  # reply latency asked for (latency_s and faults' delay_s, summed), s
         self.handler_s = 0.0  # time the emulated instrument took to answer, s
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -168,6 +169,7 @@ class LineServer:
             wait_s(delay)
             with self.lock:
                 self.busy_s += time.perf_counter() - started
+                self.delay_s += delay
         return replies
 
 

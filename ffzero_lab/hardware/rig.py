@@ -36,7 +36,7 @@ class RigCounters:
     """What the rig did: settles after phase writes and after input writes, detector readings
     (one per meter per input), retried commands, time spent waiting for heaters to settle and
     time spent in the drivers' calls (commands and their replies), s; and the calling thread's
-    CPU time in each of the two, s (a wait that spins burns some)."""
+    CPU time in the settle waits, s (a wait that spins burns some)."""
 
     phase_settles: int = 0
     input_settles: int = 0
@@ -45,7 +45,6 @@ class RigCounters:
     settle_s: float = 0.0
     io_s: float = 0.0
     settle_cpu_s: float = 0.0
-    io_cpu_s: float = 0.0
     log: list[str] = field(default_factory=list)
 
 
@@ -104,7 +103,7 @@ class RigIO:
         whole query when ``action`` only reads its reply) after a transient failure."""
         attempt = 0
         while True:
-            started, cpu = time.perf_counter(), time.thread_time()
+            started = time.perf_counter()
             try:
                 if name not in self.drivers:
                     self._reopen(name)
@@ -124,7 +123,6 @@ class RigIO:
                     self.counters.log.append(f"reopen failed: {reopen_exc}")
             finally:
                 self.counters.io_s += time.perf_counter() - started
-                self.counters.io_cpu_s += time.thread_time() - cpu
 
     # -- heaters ------------------------------------------------------------------------------
     def power_W(self, volts: dict[str, NDArray[np.float64]] | None = None) -> float:
