@@ -239,3 +239,16 @@ def test_plot_of_a_cnn_run_summarises_projected_channel_readings(tmp_path: Path)
     result = runner.invoke(app, ["plot", "1", "--output", str(tmp_path / "plots"), "--runs-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "plots" / "run-1-taps.png").stat().st_size > 0
+
+
+def test_fig5_sweep_is_accuracy_against_channels_for_ff_dd_and_bp_dd() -> None:
+    from ffzero_lab.sweep import expand, load_sweep
+    from ffzero_lab.sweep_plots import x_axes
+
+    sweep = load_sweep(ROOT / "benchmarks" / "sweeps" / "fig5_cnn.yaml")
+    cells = expand(sweep)
+    assert len(cells) == 16  # as its header says
+    assert sweep.grid["method"] == ["ff-dd", "bp-dd"]
+    assert x_axes(sweep.grid) == ["network.conv.channels"]
+    protocol = cells[0].protocol
+    assert protocol.network.conv is not None and protocol.data.set == "mnist" and protocol.device.driver == "digital"
