@@ -38,6 +38,12 @@ class Network:
                     f"layer {i} takes {layers[i].in_features} inputs but layer {i - 1} "
                     f"gives {layers[i - 1].out_features}"
                 )
+        for i, layer in enumerate(layers):
+            if layer.channels < 1 or layer.ports % layer.channels or layer.n_params % layer.channels:
+                raise ValueError(
+                    f"layer {i} declares {layer.channels} channels, but its {layer.ports} ports and "
+                    f"{layer.n_params} parameters do not split into that many equal blocks"
+                )
         self.layers = list(layers)
         self.stages = list(stages)
         #: What the network runs on, for the run record (e.g. a rig's address and instrument

@@ -252,3 +252,12 @@ def test_fig5_sweep_is_accuracy_against_channels_for_ff_dd_and_bp_dd() -> None:
     assert x_axes(sweep.grid) == ["network.conv.channels"]
     protocol = cells[0].protocol
     assert protocol.network.conv is not None and protocol.data.set == "mnist" and protocol.device.driver == "digital"
+
+
+def test_a_network_refuses_a_layer_whose_channels_do_not_split_it() -> None:
+    from ffzero_lab.network import Network
+
+    layer = Conv2dLayer(ConvGeometry(1, 6, 6, 3, 3, 1), 1.0, seed=0)
+    layer.channels = 4  # 3 kernels' parameters cannot split into 4 blocks
+    with pytest.raises(ValueError, match="4 channels"):
+        Network([layer], [])
