@@ -29,6 +29,9 @@ def rebuild_settings(store: RunStore, run_id: int, layer: int, version: int) -> 
         raise KeyError(f"step {version} of layer {layer} used no perturbations")
     base = store.parameters_at(run_id, layer, version)
     # a channel-wise layer drew one unit direction per channel; its projections say how many
-    groups = store.array(run_id, f"projections/{layer}").shape[0] if f"projections/{layer}" in store.array_names(run_id) else 1
+    try:
+        groups = store.array(run_id, f"projections/{layer}").shape[0]
+    except KeyError:  # a layer trained as a whole
+        groups = 1
     sampler = DirectionSampler(base.size, m["directions"], m["direction_seed"], groups)
     return perturbed_settings(base, sampler.draw(m["direction_draw"]), m["eps"])
