@@ -50,10 +50,13 @@ import yaml
 from common import ROOT, machine, report, train_settings
 
 from drivers.emulated.generate import write_emulated_rig
+from drivers.simulated.activation import ElectroOpticActivation
+from drivers.simulated.mesh import ActivationSettings
 from ffzero_lab.cli_hardware import check_rig_setpoints, device_seed
 from ffzero_lab.datasets import resolve_data_dir
 from ffzero_lab.hardware import load_specs, open_network
 from ffzero_lab.hardware.fit import decompose
+from ffzero_lab.hardware.optics import MeshOptics
 from ffzero_lab.hardware.spec import LayerSpec
 from ffzero_lab.orchestrator import Orchestrator
 from ffzero_lab.protocol import load_protocol
@@ -95,11 +98,23 @@ def stop_emulator(process: subprocess.Popen[str]) -> None:
             process.wait()
 
 
-def rig_phases(spec: LayerSpec, matrix: np.ndarray) -> np.ndarray:
-    """The rig's phases (the layer's parameter order) of a mesh whose inputs-as-rows matrix is
-    ``matrix`` (``outputs = inputs @ matrix``): its Clements decomposition; gammas 0."""
-    phases = decompose(matrix.T)
-    return np.array([phases.get(name, 0.0) for name in spec.names])
+def rig_phases(specs: list[LayerSpec], matrices: list[np.ndarray]) -> list[np.ndarray]:
+    """The rig's phases (each layer's parameter order) of meshes whose inputs-as-rows matrices are
+    ``matrices`` (``outputs = inputs @ matrix``): Clements decompositions, gammas 0.
+
+    A decomposition equals its matrix up to output phases ``D`` (``D U_rig = U``). Power meters
+    cannot see them, but an optically fed mesh can: it is given ``U D`` instead, so that the chain
+    ``U'_1 f(U_rig x) = U'_1 D^-1 f(U x)`` equals the simulator's ``U_1 f(U x)`` up to output phases
+    again (the activation f acts on each mode's power, so a phase per mode passes through it)."""
+    phases, d = [], None
+    for spec, matrix in zip(specs, matrices, strict=True):
+        u = matrix.T if d is None or not spec.optical else matrix.T @ np.diag(d)
+        decomposed = decompose(u)
+        values = np.array([decomposed.get(name, 0.0) for name in spec.names])
+        design = MeshOptics(spec.modes, list(spec.names)).matrices(values)[0]
+        d = np.diag(u @ design.conj().T)
+        phases.append(values)
+    return phases
 
 
 def modulated(amplitudes: np.ndarray) -> np.ndarray:
@@ -140,7 +155,7 @@ def train_rig(overrides: list[str], instruments: Path, initial: list[np.ndarray]
     """The protocol through the rig of ``instruments`` (served), from the simulator's initial matrices."""
     protocol, _ = load_protocol(PROTOCOL, overrides)
     config, specs = load_specs(instruments)
-    phases = [rig_phases(spec, matrix) for spec, matrix in zip(specs, initial, strict=True)]
+    phases = rig_phases(specs, initial)
     network = open_network(config, specs, device_seed(protocol), str(instruments), initial=phases)
     try:
         prepared = prepare(protocol, str(PROTOCOL), None, network)
@@ -170,15 +185,22 @@ def main() -> None:
     parser.add_argument("--chip-seed", type=int, default=0, help="the emulated chip's seed (its phase laws)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="reply latency of every emulated instrument")
     parser.add_argument("--settle-ms", type=float, default=0.0, help="wait after every heater write (phases and inputs)")
+    parser.add_argument("--join", choices=("optical", "electrical"), default="optical",
+                        help="the rig's meshes: one chip, the second fed by the first's light through the "
+                        "protocol's activation (optical, as the simulated chip), or each with its own modulators, "
+                        "set from the first's detectors (electrical; adds the diagnostic row)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="FIELD=VALUE, on both sides")
     args = parser.parse_args()
     overrides = [f"seed={args.seed}", f"train.epochs={args.epochs}", "record.measurements=false", *args.overrides]
     direct, initial = train_direct(overrides)
-    rig_like, _ = train_direct(overrides, rig_like=True)
+    rig_like = train_direct(overrides, rig_like=True)[0] if args.join == "electrical" else None
+    protocol, _ = load_protocol(PROTOCOL, overrides)
+    act = ActivationSettings.model_validate(protocol.network.activation)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = write_emulated_rig(folder, 64, 2, seed=args.chip_seed, noise=0.0, latency_s=args.latency_ms / 1e3,
-                                   settle_time_s=args.settle_ms / 1e3, input_settle_time_s=args.settle_ms / 1e3)
+                                   settle_time_s=args.settle_ms / 1e3, input_settle_time_s=args.settle_ms / 1e3,
+                                   join=args.join, activation=ElectroOpticActivation(act.alpha, act.gain, act.bias_phase))
         process, resources = start_emulator(paths["rig"])
         try:
             document = yaml.load(paths["instruments"].read_text(encoding="utf-8"), Loader=Loader)
@@ -189,19 +211,19 @@ def main() -> None:
             rig = train_rig(overrides, served, initial)
         finally:
             stop_emulator(process)
-    protocol, _ = load_protocol(PROTOCOL, overrides)
     difference = rig["test_accuracy"] - direct["test_accuracy"]
+    sides = [("direct simulator", direct), (f"emulated rig, {args.join} join", rig)]
+    sides += [("direct, joined as the rig (diagnostic)", rig_like)] if rig_like is not None else []
     rows = [[side, f"{r['test_accuracy']:.4f}", ", ".join(f"{a:.3f}" for a in r["layer_accuracy"]),
-             f"{r['evaluations']:,}", f"{r['wall_s']:.1f}"]
-            for side, r in (("direct simulator", direct), ("emulated rig", rig),
-                            ("direct, joined as the rig (diagnostic)", rig_like))]
+             f"{r['evaluations']:,}", f"{r['wall_s']:.1f}"] for side, r in sides]
     layer_differences = [r - d for r, d in zip(rig["layer_accuracy"], direct["layer_accuracy"], strict=True)]
     rows.append(["rig - direct", f"{difference:+.4f}", ", ".join(f"{d:+.3f}" for d in layer_differences), "", ""])
     settings = {"protocol": "protocols/quickstart.yaml", "overrides": overrides, "train": train_settings(protocol),
-                "chip_seed": args.chip_seed, "latency_ms": args.latency_ms, "settle_ms": args.settle_ms,
+                "join": args.join, "chip_seed": args.chip_seed, "latency_ms": args.latency_ms, "settle_ms": args.settle_ms,
                 "non_idealities": "ideal on both sides (simulator preset ideal; emulated chip ideal MZIs, noise 0)",
                 "calibration": "the emulated chip's true phase laws (not measured)",
-                "rig_initial_phases": "decomposition of the simulator's initial matrices"}
+                "rig_initial_phases": "decomposition of the simulator's initial matrices"
+                + (" (the second mesh's with the first's output phases)" if args.join == "optical" else "")}
     print(f"settings: {settings}")
     report("quickstart: emulated rig (pyvisa-py sockets, real drivers) vs direct simulator",
            ["side", "voted test accuracy", "per layer", "evaluations", "train wall s"], rows,

@@ -155,6 +155,10 @@ def emulated_rig(
     noise: Annotated[float, typer.Option("--noise", help="Relative noise of every reading.", min=0.0)] = 0.0,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Reply latency of every instrument, ms.", min=0.0)] = 0.0,
     first_port: Annotated[int, typer.Option("--first-port", help="TCP port of the first instrument.", min=1, max=65000)] = 50101,
+    join: Annotated[str, typer.Option("--join", help="How meshes are joined: 'electrical' (every mesh has input "
+                                      "modulators, set from the mesh before's detectors) or 'optical' (one chip: "
+                                      "each later mesh is fed by the light of the one before, through an "
+                                      "electro-optic activation as the simulated chip's).")] = "electrical",
 ) -> None:
     """Write an emulated rig of LAYERS meshes of MODES modes: Qontrol heaters, N7745A meters, and
     the emulated chip's TRUE phase laws as its calibration file (not measured: see docs/instruments.md).
@@ -164,9 +168,11 @@ def emulated_rig(
     """
     from drivers.emulated.generate import write_emulated_rig  # lazy: the emulator is not needed elsewhere
 
+    if join not in ("electrical", "optical"):
+        raise _fail(f"--join: 'electrical' or 'optical', not {join!r}")
     try:
         paths = write_emulated_rig(output, modes, layers, seed=seed, noise=noise, latency_s=latency_ms / 1e3,
-                                   first_port=first_port)
+                                   first_port=first_port, join=join)
     except OSError as exc:
         raise _fail(f"{output}: cannot write the emulated rig: {exc}") from None
     for what, path in paths.items():

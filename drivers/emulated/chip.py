@@ -7,9 +7,17 @@ from the seed: ``phi0`` uniform on [0, 2 pi), ``k = pi / (P_pi R)`` with the cha
 around the nominal one (``k_spread``), as fabrication spreads them on a real chip. Nothing outside
 reads these laws but a test: the rig's software must find them by calibration.
 
-Light enters every mode with equal power, through its input modulator where it has one (a one-armed
-MZI: field ``(e^{i psi} - 1) / 2``); each detector reads ``|field|^2`` of its output mode with
-relative noise.
+Light enters every mode of a mesh with its own modulators with equal power, through its input
+modulator where it has one (a one-armed MZI: field ``(e^{i psi} - 1) / 2``). A mesh fed optically
+(``input: optical``) takes the fields of the mesh before it through the chip's electro-optic
+activation (Williamson et al. 2019, as the simulated chip's ``drivers/simulated/activation.py``):
+a fraction ``alpha`` of each mode's power is tapped to a photodiode, whose signal drives a phase
+modulator on the rest,
+
+    f(z) = j sqrt(1 - alpha) exp(-j (g |z|^2 + phi_b) / 2) cos((g |z|^2 + phi_b) / 2) z,
+
+with ``g`` in rad per watt of the mode's power; the feeding mesh's detectors read those tapped
+powers, ``alpha |z|^2``. Each detector reads with relative noise.
 """
 
 from __future__ import annotations
@@ -23,6 +31,22 @@ from ffzero_lab.hardware.spec import group_by_instrument
 from ffzero_lab.instruments import RigConfig
 
 
+class ActivationSettings(BaseModel):
+    """``chip.activation``: the electro-optic activation between optically cascaded meshes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.1, gt=0, lt=1, description="Power fraction tapped to each mode's photodiode (what the "
+                         "feeding mesh's detectors read).")
+    gain_rad_per_W: float = Field(0.0, ge=0, description="Modulator phase per watt of the mode's power, rad/W.")
+    bias_phase_rad: float = Field(0.0, description="Modulator bias phase phi_b, rad.")
+
+    def __call__(self, fields: NDArray[np.complex128]) -> NDArray[np.complex128]:
+        """``(..., N)`` fields (sqrt W) after the activation."""
+        phase = self.gain_rad_per_W * (fields.real**2 + fields.imag**2) + self.bias_phase_rad
+        return 1j * np.sqrt(1.0 - self.alpha) * np.exp(-0.5j * phase) * np.cos(0.5 * phase) * fields
+
+
 class ChipSettings(BaseModel):
     """``chip`` of an emulated rig file."""
 
@@ -34,6 +58,8 @@ class ChipSettings(BaseModel):
                             "normal, cut at 2 standard deviations.")
     input_power_W: float = Field(1e-3, gt=0, description="Optical power into each mesh, shared by its modes, W.")
     noise: float = Field(0.0, ge=0, description="Relative Gaussian noise of every reading.")
+    activation: ActivationSettings = Field(default_factory=ActivationSettings,
+                                           description="Between a mesh and the next when that one is fed optically.")
 
 
 class EmulatedChip:
@@ -60,6 +86,9 @@ class EmulatedChip:
             self.phi0_rad[name] = self.rng.uniform(0, 2 * np.pi, resistance.size)
             self.k_rad_per_V2[name] = np.pi / (settings.p_pi_W * (1.0 + spread) * resistance)
         self._optics = []
+        #: per layer: fed optically by the layer before; followed by an optically fed layer
+        self._optical = [layer.input == "optical" for layer in rig.layers]
+        self._tapped = self._optical[1:] + [False]
         for layer in rig.layers:
             names = [n for n in mesh_phase_names(layer.modes) if n in layer.phases]
             phases = _gather([layer.phases[n] for n in names])
@@ -79,7 +108,7 @@ class EmulatedChip:
                     (index, np.array(modes_, dtype=np.intp), np.array(ports_, dtype=np.intp)))
         # the last matrix and output powers of each layer, and the voltages they were computed at
         self._matrices: dict[int, tuple[NDArray[np.float64], NDArray[np.complex128]]] = {}
-        self._outputs: dict[int, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
+        self._outputs: dict[int, tuple[NDArray[np.complex128], NDArray[np.float64], NDArray[np.complex128]]] = {}
         self._state: object = None  # what the powers below were computed at
         self._powers: dict[int, NDArray[np.float64]] = {}  # layer -> output powers, W
 
@@ -105,10 +134,13 @@ class EmulatedChip:
             cached = self._matrices[index] = (phases, optics.matrices(phases[None])[0])
         return cached[1]
 
-    def output_powers_W(self, index: int, volts: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
-        """Noise-free power at each output mode of layer ``index``, W."""
+    def output_fields(self, index: int, volts: dict[str, NDArray[np.float64]]) -> NDArray[np.complex128]:
+        """Field at each output mode of layer ``index`` (before any tap), sqrt(W), ``(N,)``."""
         optics, _, (modes, refs) = self._optics[index]
         matrix = self._matrix(index, volts)
+        if self._optical[index]:
+            fields = self.settings.activation(self.output_fields(index - 1, volts))
+            return (matrix * fields).sum(axis=1)
         psi = self.phases(refs, volts)
         cached = self._outputs.get(index)
         if cached is not None and cached[0] is matrix and np.array_equal(cached[1], psi):
@@ -116,9 +148,15 @@ class EmulatedChip:
         fields = np.full(optics.modes, np.sqrt(self.settings.input_power_W / optics.modes), dtype=complex)
         fields[modes] *= modulator_field(psi)
         out = (matrix * fields).sum(axis=1)  # not matrix @ fields: BLAS threads cost ms on a busy machine
+        self._outputs[index] = (matrix, psi, out)
+        return out
+
+    def output_powers_W(self, index: int, volts: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        """Noise-free power each detector of layer ``index`` receives, W, ``(N,)``: the output
+        modes' power, or the activation's tapped share of it when the next layer is fed optically."""
+        out = self.output_fields(index, volts)
         powers = out.real**2 + out.imag**2
-        self._outputs[index] = (matrix, psi, powers)  # type: ignore[assignment]
-        return powers
+        return self.settings.activation.alpha * powers if self._tapped[index] else powers
 
     def port_powers_W(self, meter: str, ports: int, volts: dict[str, NDArray[np.float64]], samples: int = 1,
                       state: object = None) -> NDArray[np.float64]:

@@ -10,6 +10,14 @@ Per mesh ``l`` of N modes:
 * ``ceil(N / 8)`` Keysight N7745A power meters ``meter<l>_<k>``, 8 ports each: output mode ``m``
   on meter ``m // 8``, port ``m % 8 + 1``.
 
+``join``: ``electrical`` (every mesh has its own modulators; the host sets mesh l's inputs from
+mesh l-1's detectors) or ``optical`` (one chip: mesh l > 0 is fed by mesh l-1's light through the
+chip's electro-optic activation and has no modulators, so its heater chain has ``N^2`` channels;
+the first mesh's modulators set the chip's input). The activation's gain is given as the simulated
+chip's (rad per unit of a normalised signal carrying unit power) and converted to the emulated
+chip's rad/W: the emulated rig lights each mode with ``input_power_W / N``, so a normalised power
+``p`` arrives as ``p input_power_W / N`` watts.
+
 Every channel has the same limits (``voltage_max_V`` 6 V, ``current_max_mA`` 15 mA, 500 ohm);
 ``power_budget_W`` is what every heater at a whole turn at once would draw (so any setting fits):
 ``channels * 2 P_pi (1 + 2 k_spread)``. Resources are 127.0.0.1 sockets from ``first_port`` on.
@@ -31,7 +39,9 @@ import yaml
 from ffzero_lab.hardware.optics import mesh_phase_names
 from ffzero_lab.instruments import load_rig
 
-from .chip import ChipSettings, EmulatedChip
+from drivers.simulated.activation import ElectroOpticActivation as ElectroOptic
+
+from .chip import ActivationSettings, ChipSettings, EmulatedChip
 
 #: Ports of the emulated power meter model.
 METER_PORTS = 8
@@ -47,16 +57,18 @@ CALIBRATION_HEADER = """\
 
 def instruments_document(modes: int, layers: int, name: str, first_port: int, chip: ChipSettings,
                          vector_max: int, pipeline: int, settle_time_s: float,
-                         input_settle_time_s: float) -> dict[str, Any]:
+                         input_settle_time_s: float, join: str = "electrical") -> dict[str, Any]:
     """The instruments file (a dict): instruments, limits, layer maps. See the module docstring."""
     phases = mesh_phase_names(modes)
     meters = -(-modes // METER_PORTS)
-    channels = len(phases) + modes
-    budget = round(layers * channels * 2 * chip.p_pi_W * (1 + 2 * chip.k_spread) * 1.01, 3)
+    optical = [join == "optical" and layer > 0 for layer in range(layers)]
+    total_channels = sum(len(phases) + (0 if o else modes) for o in optical)
+    budget = round(total_channels * 2 * chip.p_pi_W * (1 + 2 * chip.k_spread) * 1.01, 3)
     instruments: dict[str, Any] = {}
     maps = []
     port = first_port
     for layer in range(layers):
+        channels = len(phases) + (0 if optical[layer] else modes)
         heater = f"mesh{layer}"
         instruments[heater] = {
             "resource": f"TCPIP0::127.0.0.1::{port}::SOCKET", "driver": "drivers.instruments.qontrol:Qontrol",
@@ -71,10 +83,11 @@ def instruments_document(modes: int, layers: int, name: str, first_port: int, ch
                 "timeout_ms": 5000, "settings": {"averaging_time_s": 0.001, "wavelength_nm": 1550},
             }
             port += 1
+        fed = {"input": "optical"} if optical[layer] else {
+            "modulators": {m: {"instrument": heater, "channel": len(phases) + m} for m in range(modes)}}
         maps.append({
             "name": f"mesh{layer}", "modes": modes,
-            "phases": {n: {"instrument": heater, "channel": c} for c, n in enumerate(phases)},
-            "modulators": {m: {"instrument": heater, "channel": len(phases) + m} for m in range(modes)},
+            "phases": {n: {"instrument": heater, "channel": c} for c, n in enumerate(phases)}, **fed,
             "detectors": {m: {"instrument": f"meter{layer}_{m // METER_PORTS}", "port": m % METER_PORTS + 1}
                           for m in range(modes)},
         })
@@ -109,7 +122,8 @@ def true_calibration(instruments_file: Path, chip: ChipSettings) -> dict[str, An
 
 def write_emulated_rig(folder: Path, modes: int, layers: int = 1, *, seed: int = 0, noise: float = 0.0,
                        latency_s: float = 0.0, p_pi_W: float = 0.02, first_port: int = 50101, vector_max: int = 32,
-                       pipeline: int = 16, settle_time_s: float = 0.002, input_settle_time_s: float = 0.0005) -> dict[str, Path]:
+                       pipeline: int = 16, settle_time_s: float = 0.002, input_settle_time_s: float = 0.0005,
+                       join: str = "electrical", activation: ElectroOptic | None = None) -> dict[str, Path]:
     """Write ``instruments.yaml``, ``rig.yaml`` and ``calibration.yaml`` for an emulated rig to
     ``folder`` (created if missing).
 
@@ -125,17 +139,25 @@ def write_emulated_rig(folder: Path, modes: int, layers: int = 1, *, seed: int =
         vector_max: channels per Qontrol ``VVEC`` line (32 values fit the emulator's 256-character buffer).
         pipeline: Qontrol set lines sent before their replies are read.
         settle_time_s, input_settle_time_s: waits after phase and after input writes, s.
+        join: ``electrical`` or ``optical`` (see the module docstring).
+        activation: the chip's activation between optically joined meshes, in the simulated
+            chip's normalised units (default alpha 0.1, gain 0.05, bias 0: the quickstart's).
 
     Returns:
         ``{"instruments": ..., "rig": ..., "calibration": ...}`` paths.
     """
     if modes < 2 or layers < 1:
         raise ValueError(f"an emulated rig needs modes >= 2 and layers >= 1, got {modes} and {layers}")
+    if join not in ("electrical", "optical"):
+        raise ValueError(f"join must be 'electrical' or 'optical', got {join!r}")
     folder.mkdir(parents=True, exist_ok=True)
     chip = ChipSettings(seed=seed, p_pi_W=p_pi_W, noise=noise)
-    name = f"emulated {layers} x {modes}-mode rig (chip seed {seed})"
+    act = activation or ElectroOptic()
+    chip.activation = ActivationSettings(alpha=act.alpha, bias_phase_rad=act.bias_phase,
+                                         gain_rad_per_W=act.gain * modes / chip.input_power_W)
+    name = f"emulated {layers} x {modes}-mode rig (chip seed {seed}, {join} joins)"
     instruments = instruments_document(modes, layers, name, first_port, chip, vector_max, pipeline,
-                                       settle_time_s, input_settle_time_s)
+                                       settle_time_s, input_settle_time_s, join)
     paths = {"instruments": folder / "instruments.yaml", "rig": folder / "rig.yaml",
              "calibration": folder / "calibration.yaml"}
     header = f"# {name}: written by 'ffzero-lab instruments emulated-rig' (drivers/emulated/generate.py)\n"

@@ -21,7 +21,9 @@ class HardwareNetwork(Network):
     """The rig's meshes in order, with the open instruments they share.
 
     Meshes are joined directly (no stage): each passes on its detected light as unit-power
-    amplitudes, which the next mesh's input modulators set (:mod:`.layer`).
+    amplitudes, which the next mesh's input modulators set, or, to a mesh fed optically on the
+    chip, its own input, which that mesh's evaluation sets on the chain's first modulators
+    (:mod:`.layer`).
     """
 
     def __init__(self, layers: list[HardwareMesh], rig: RigIO, specs: list[LayerSpec], config: RigConfig) -> None:
@@ -30,6 +32,33 @@ class HardwareNetwork(Network):
         self.description = {"instruments": rig.source, "rig": config.name,
                             "calibration": None if config.calibration is None else str(config.calibration),
                             "layers": [spec.name for spec in specs]}
+
+    def layer_inputs(self, layer: int, inputs: NDArray[np.generic], chunk: int = 4096) -> NDArray[np.generic]:
+        """As :meth:`Network.layer_inputs`, without measuring the meshes whose light goes on
+        optically: their signal is their input, and the mesh evaluated later writes their phases."""
+        x = inputs
+        for mesh in self.layers[:layer]:
+            assert isinstance(mesh, HardwareMesh)
+            if not mesh.passes_light:
+                x = np.concatenate([mesh.forward(x[start:start + chunk])[0] for start in range(0, len(x), chunk)])
+        return x
+
+    def propagate_settings(self, inputs: NDArray[np.generic],
+                           settings: Sequence[NDArray[np.floating]]) -> NDArray[np.float64]:
+        """As :meth:`Network.propagate_settings`; a mesh whose light goes on optically is not
+        measured on its own: its settings are written with those of the mesh it feeds."""
+        x: NDArray[np.generic] = inputs
+        held: list[tuple[HardwareMesh, NDArray[np.floating]]] = []
+        taps: NDArray[np.float64] | None = None
+        for layer, s in zip(self.layers, settings, strict=True):
+            assert isinstance(layer, HardwareMesh)
+            if layer.passes_light:
+                held.append((layer, s))
+                continue
+            x, taps = layer.propagate(x, s, held if layer.upstream else None)
+            held = []
+        assert taps is not None
+        return taps
 
     def close(self) -> None:
         """Close the instruments (call after :meth:`safe_state`)."""
@@ -70,6 +99,10 @@ def open_network(rig: RigConfig, specs: list[LayerSpec], seed: int, source: str 
         seqs = np.random.SeedSequence(seed).spawn(len(specs))
         initial = [np.random.default_rng(seq).uniform(0, 2 * np.pi, len(spec.names)) for spec, seq in zip(specs, seqs)]
     io = RigIO(rig, source) if sleep is None else RigIO(rig, source, sleep)
-    layers = [HardwareMesh(spec, io, np.asarray(phases, dtype=np.float64))
-              for spec, phases in zip(specs, initial, strict=True)]
+    layers: list[HardwareMesh] = []
+    for spec, phases in zip(specs, initial, strict=True):
+        feeder = layers[-1] if spec.optical else None
+        if feeder is not None:
+            feeder.passes_light = True
+        layers.append(HardwareMesh(spec, io, np.asarray(phases, dtype=np.float64), feeder))
     return HardwareNetwork(layers, io, specs, rig)

@@ -6,11 +6,17 @@ non-negative voltage); an input amplitude ``a`` in [0, 1] becomes the modulator 
 ``2 asin(a)`` (a field of magnitude ``a``: :func:`~.optics.modulator_phase`) and then a voltage
 the same way. Taps are the detector readings in watts, one per output mode.
 
-The signal passed on to the next mesh is the detected light as unit-power amplitudes,
-``sqrt(taps / sum(taps))``: on this rig every mesh has its own input modulators and detectors, so
-the next mesh's input is set electrically from what this one's detectors read (the training of
-mesh l uses the inputs measured through the frozen meshes before it, see ``Network.layer_inputs``).
-An optically cascaded chip, whose mesh l sees the light of mesh l-1 directly, is not modelled.
+Two ways a mesh passes its signal on (``input`` of the next mesh in ``instruments.yaml``):
+
+* electrically (the next mesh has input modulators): the detected light as unit-power amplitudes,
+  ``sqrt(taps / sum(taps))``, which the host sets on the next mesh's modulators (the training of
+  mesh l uses the inputs measured through the frozen meshes before it, ``Network.layer_inputs``);
+* optically (the next mesh is fed on the chip by this one's light, through the chip's own
+  activation): nothing the host could hold stands for that light, so the signal passed on is this
+  mesh's own input, and the next mesh, to be evaluated on it, sets the *source*'s modulators (the
+  first mesh of the optical chain) to it while the meshes between hold their phases. Those are
+  written with every phase setting of the evaluated mesh (their current phases, or per setting
+  when the network is evaluated as a whole, ``held``), so the light is always the right one.
 """
 
 from __future__ import annotations
@@ -32,6 +38,22 @@ class InputRangeError(ParameterRangeError):
     """An input the modulators cannot set (not real, or outside [0, 1]). Nothing was measured."""
 
 
+Targets = dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]
+
+
+def merge_targets(parts: list[Targets]) -> Targets:
+    """Heater writes of several meshes as one (instrument -> (channels, voltages V)), so they share one settle."""
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[str, list[tuple[NDArray[np.intp], NDArray[np.float64]]]] = {}
+    for part in parts:
+        for name, pair in part.items():
+            merged.setdefault(name, []).append(pair)
+    return {name: pairs[0] if len(pairs) == 1 else
+            (np.concatenate([c for c, _ in pairs]), np.concatenate([v for _, v in pairs]))
+            for name, pairs in merged.items()}
+
+
 def detected_amplitudes(taps: NDArray[np.float64]) -> NDArray[np.float64]:
     """``(..., ports)`` powers -> unit-power amplitudes ``sqrt(P / sum P)`` (zeros where dark)."""
     power = np.clip(taps, 0.0, None)
@@ -46,13 +68,26 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
         spec: the mesh's channels, laws and ports.
         rig: the open instruments (shared by the rig's meshes).
         initial: ``(n,)`` initial phases, rad (written with the first evaluation).
+        feeder: the mesh before, whose light feeds this one on the chip (``spec.optical``);
+            None for a mesh with its own input modulators.
+
+    Attributes:
+        passes_light: the next mesh is fed optically by this one, so the signal passed on is
+            this mesh's input (set by the network that builds the meshes).
     """
 
-    def __init__(self, spec: LayerSpec, rig: RigIO, initial: NDArray[np.floating]) -> None:
-        self.spec, self.rig = spec, rig
+    def __init__(self, spec: LayerSpec, rig: RigIO, initial: NDArray[np.floating],
+                 feeder: "HardwareMesh | None" = None) -> None:
+        if spec.optical != (feeder is not None):
+            raise ValueError(f"{spec.where}: an optically fed mesh needs the mesh before it, and only it")
+        self.spec, self.rig, self.feeder = spec, rig, feeder
+        self.passes_light = False
         self.in_features = self.ports = self.out_features = spec.modes
         self._bounds = ParameterBounds.phases(len(spec.names), spec.names)
         self._theta = self._bounds.apply(initial)
+        #: the meshes whose light reaches this one, from the one with modulators (the source) on
+        self.upstream: list[HardwareMesh] = [] if feeder is None else feeder.upstream + [feeder]
+        self.source: HardwareMesh = self.upstream[0] if self.upstream else self
 
     # -- parameters ---------------------------------------------------------------------------
     def set_parameters(self, values: NDArray[np.floating]) -> None:
@@ -64,7 +99,11 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
 
     # -- writing ------------------------------------------------------------------------------
     def _write_phases(self, phases: NDArray[np.float64]) -> None:
-        self.rig.write(self.spec.phases.grouped(self.spec.phases.laws.voltages_V(phases)), "phase")
+        self.rig.write(self.phase_targets(phases), "phase")
+
+    def phase_targets(self, phases: NDArray[np.float64]) -> Targets:
+        """Heater writes for this mesh's phases ``(n,)`` (rad, wrapped)."""
+        return self.spec.phases.grouped(self.spec.phases.laws.voltages_V(phases))
 
     def input_voltages_V(self, inputs: NDArray[np.generic]) -> NDArray[np.float64]:
         """Modulator voltages ``(..., modes)`` for amplitudes ``(..., modes)`` in [0, 1].
@@ -84,24 +123,48 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
 
     # -- PhysicalLayer ------------------------------------------------------------------------
     def propagate(
-        self, inputs: NDArray[np.generic], settings: NDArray[np.floating]
+        self, inputs: NDArray[np.generic], settings: NDArray[np.floating],
+        held: "list[tuple[HardwareMesh, NDArray[np.floating]]] | None" = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Each setting written once (one settle), the inputs swept under it (see :mod:`.plan`)."""
+        """Each setting written once (one settle), the inputs swept under it (see :mod:`.plan`).
+
+        Args:
+            inputs: ``(B, modes)`` or ``(S, B, modes)`` amplitudes in [0, 1] for the modulators of
+                :attr:`source` (this mesh's own, unless it is fed optically).
+            settings: ``(S, n)`` phases, rad.
+            held: for an optically fed mesh, per mesh of :attr:`upstream`, its ``(S, n_m)`` phases
+                to write with each setting (a network evaluated as a whole); None: they hold their
+                current phases.
+
+        Returns:
+            ``(S, B, modes)`` the signal passed on (detected amplitudes, or ``inputs`` when the
+            next mesh is fed optically) and ``(S, B, modes)`` the detectors' readings, W.
+        """
         settings = self._bounds.apply(np.atleast_2d(settings))
-        volts_in = self.input_voltages_V(inputs)
+        volts_in = self.source.input_voltages_V(inputs)
         s_count = settings.shape[0]
         per_setting = volts_in.ndim == 3
         if per_setting and volts_in.shape[0] != s_count:
             raise ValueError(f"{volts_in.shape[0]} input batches for {s_count} settings")
+        if held is None:
+            held = [(mesh, mesh.get_parameters()[None].repeat(s_count, axis=0)) for mesh in self.upstream]
+        elif [mesh for mesh, _ in held] != self.upstream:
+            raise ValueError(f"{self.spec.where}: held phases must name the meshes whose light reaches it")
+        held = [(mesh, mesh._bounds.apply(np.atleast_2d(phases))) for mesh, phases in held]
+        modulators = self.source.spec.modulators
         batch = volts_in.shape[-2]
         taps = np.empty((s_count, batch, self.ports))
         current = -1
         for s, b in plan(s_count, batch):
             if s != current:
-                self._write_phases(settings[s])
+                self.rig.write(merge_targets([mesh.phase_targets(phases[s]) for mesh, phases in held]
+                                             + [self.phase_targets(settings[s])]), "phase")
                 current = s
-            self.rig.write(self.spec.modulators.grouped(volts_in[s, b] if per_setting else volts_in[b]), "input")
+            self.rig.write(modulators.grouped(volts_in[s, b] if per_setting else volts_in[b]), "input")
             taps[s, b] = self.rig.read_ports(self.spec.detectors)
+        if self.passes_light:
+            passed = np.asarray(inputs, dtype=np.float64)
+            return np.broadcast_to(passed, (s_count, *passed.shape[-2:])), taps
         return detected_amplitudes(taps), taps
 
     def safe_state(self) -> None:

@@ -63,8 +63,10 @@ class LayerSpec:
         modes: N.
         phases: the mapped phases, in parameter order (thetas, phis, gammas), with
             ``names`` their phase names.
-        modulators: the input modulator of every mode, in mode order.
+        modulators: the input modulator of every mode, in mode order (none when ``optical``).
         detectors: the power-meter port of every output mode, in mode order.
+        optical: fed on the chip by the light of the mesh before (``input: optical``), not by
+            input modulators of its own.
     """
 
     index: int
@@ -74,6 +76,7 @@ class LayerSpec:
     phases: Channels
     modulators: Channels
     detectors: tuple[PortRef, ...]
+    optical: bool = False
 
     @property
     def where(self) -> str:
@@ -113,7 +116,10 @@ def layer_specs(rig: RigConfig, calibration: CalibrationFile, source: str) -> li
         names = [n for n in mesh_phase_names(layer.modes) if n in layer.phases]
         if not names:
             raise ConfigError("no phase is mapped to a heater channel", source, f"{where}.phases")
-        for what, mapping in (("modulators", layer.modulators), ("detectors", layer.detectors)):
+        optical = layer.input == "optical"
+        needed = [("detectors", layer.detectors)] if optical else [("modulators", layer.modulators),
+                                                                   ("detectors", layer.detectors)]
+        for what, mapping in needed:
             missing = [m for m in range(layer.modes) if m not in mapping]
             if missing:
                 raise ConfigError(f"mode {missing[0]} has no {what[:-1]}: every mode needs one "
@@ -121,10 +127,12 @@ def layer_specs(rig: RigConfig, calibration: CalibrationFile, source: str) -> li
                                   source, f"{where}.{what}")
         phases = channel_laws([layer.phases[n] for n in names], [f"{where}.phases.{n}" for n in names],
                               calibration, source)
-        modulators = channel_laws([layer.modulators[m] for m in range(layer.modes)],
-                                  [f"{where}.modulators[{m}]" for m in range(layer.modes)], calibration, source)
+        modes = [] if optical else list(range(layer.modes))
+        modulators = channel_laws([layer.modulators[m] for m in modes],
+                                  [f"{where}.modulators[{m}]" for m in modes], calibration, source)
         detectors = tuple(layer.detectors[m] for m in range(layer.modes))
-        specs.append(LayerSpec(i, layer.name or where, layer.modes, tuple(names), phases, modulators, detectors))
+        specs.append(LayerSpec(i, layer.name or where, layer.modes, tuple(names), phases, modulators, detectors,
+                               optical))
     for before, after in zip(specs, specs[1:]):
         if after.modes != before.modes:
             raise ConfigError(f"{after.where} has {after.modes} modes but {before.where} passes on {before.modes}",

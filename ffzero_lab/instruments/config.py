@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -131,8 +131,15 @@ class LayerMap(_Strict):
         default_factory=dict,
         description="'theta[column,slot]', 'phi[column,slot]' or 'gamma[mode]' -> heater channel.",
     )
+    input: Literal["modulators", "optical"] = Field(
+        "modulators",
+        description="How light reaches this mesh: 'modulators' (its own input modulators set every mode's "
+        "amplitude; the host sets them from what the mesh before detected) or 'optical' (on the chip, the light "
+        "the mesh before passes on, through the chip's activation; no modulators of its own).",
+    )
     modulators: dict[int, ChannelRef] = Field(
-        default_factory=dict, description="Input mode -> the heater channel of its input modulator."
+        default_factory=dict, description="Input mode -> the heater channel of its input modulator "
+        "(none for an optically fed mesh)."
     )
     detectors: dict[int, PortRef] = Field(default_factory=dict, description="Output mode -> power-meter port.")
 
@@ -175,6 +182,14 @@ class RigConfig(_Strict):
         used_ports: dict[tuple[str, int], str] = {}
         for i, layer in enumerate(self.layers):
             where = f"layers[{i}]"
+            if layer.input == "optical":
+                if i == 0:
+                    yield f"{where}.input", "the first mesh has no mesh before it to feed it light: use 'modulators'"
+                elif layer.modes != self.layers[i - 1].modes:
+                    yield f"{where}.modes", (f"an optically fed mesh takes every mode of the mesh before it "
+                                             f"({self.layers[i - 1].modes}), not {layer.modes}")
+                if layer.modulators:
+                    yield f"{where}.modulators", "an optically fed mesh has no input modulators of its own"
             refs = [(f"{where}.phases.{key}", key, ref) for key, ref in layer.phases.items()]
             refs += [(f"{where}.modulators[{mode}]", f"modulator[{mode}]", ref) for mode, ref in layer.modulators.items()]
             for field, key, ref in refs:

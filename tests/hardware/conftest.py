@@ -4,6 +4,7 @@ that points at it, and a calibration file holding the emulated chip's true phase
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,23 @@ def start_rig(tmp_path: Path) -> Iterator[Callable[..., EmulatedRig]]:
 def emulated(start_rig: Callable[..., EmulatedRig]) -> EmulatedRig:
     """The emulated rig, noise off."""
     return start_rig()
+
+
+@contextmanager
+def served_generated_rig(folder: Path, modes: int, layers: int, **options: Any) -> Iterator[tuple[EmulatedRig, Path]]:
+    """A rig written by ``write_emulated_rig(folder, modes, layers, **options)``, served on free ports
+    (stopped on exit), and an instruments file pointing at it with no settle waits."""
+    from drivers.emulated.generate import write_emulated_rig
+
+    paths = write_emulated_rig(folder, modes, layers, **options)
+    with EmulatedRig.from_file(paths["rig"], any_port=True) as rig:
+        document = yaml.safe_load(paths["instruments"].read_text())
+        for name, resource in rig.resources.items():
+            document["instruments"][name]["resource"] = resource
+        document.update({"settle_time_s": 0.0, "input_settle_time_s": 0.0})
+        live = folder / "instruments.live.yaml"
+        live.write_text(yaml.safe_dump(document))
+        yield rig, live
 
 
 def corners_data(folder: Path, n_train: int = 256, n_test: int = 128, seed: int = 0) -> Path:

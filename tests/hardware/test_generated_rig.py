@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from typer.testing import CliRunner
 
-from drivers.emulated.generate import write_emulated_rig
 from drivers.emulated.rig import EmulatedRig
 from drivers.emulated.server import Fault
 from drivers.instruments.qontrol import QontrolError
@@ -21,6 +19,8 @@ from ffzero_lab.hardware import load_specs, open_network
 from ffzero_lab.hardware.fit import decompose
 from ffzero_lab.hardware.optics import MeshOptics, mesh_phase_names
 
+from .conftest import served_generated_rig
+
 N = 12  # modes of the served rig's meshes
 
 
@@ -28,15 +28,8 @@ N = 12  # modes of the served rig's meshes
 def served(tmp_path: Path) -> Iterator[tuple[EmulatedRig, Path]]:
     """A generated 2 x 12-mode rig (two 8-port meters per mesh) on free ports; the instruments
     file pointing at it."""
-    paths = write_emulated_rig(tmp_path, N, 2, seed=3, pipeline=4)
-    with EmulatedRig.from_file(paths["rig"], any_port=True) as rig:
-        document = yaml.safe_load(paths["instruments"].read_text())
-        for name, resource in rig.resources.items():
-            document["instruments"][name]["resource"] = resource
-        document.update({"settle_time_s": 0.0, "input_settle_time_s": 0.0})
-        live = tmp_path / "instruments.live.yaml"
-        live.write_text(yaml.safe_dump(document))
-        yield rig, live
+    with served_generated_rig(tmp_path, N, 2, seed=3, pipeline=4) as served:
+        yield served
 
 
 def test_layout_of_a_generated_rig(tmp_path: Path) -> None:

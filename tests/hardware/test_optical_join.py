@@ -1,0 +1,142 @@
+"""Optically cascaded meshes (``input: optical``): one chip whose later meshes are fed by the light of
+the mesh before, through the chip's electro-optic activation, trained through pyvisa-py sockets
+and the real drivers against a generated emulated rig."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from drivers.emulated.chip import ActivationSettings
+from drivers.emulated.generate import write_emulated_rig
+from drivers.emulated.rig import EmulatedRig
+from drivers.simulated.activation import ElectroOpticActivation
+from ffzero_lab.cli import app
+from ffzero_lab.errors import ConfigError
+from ffzero_lab.hardware import load_specs, open_network
+from ffzero_lab.hardware.calibrate import run_calibration
+from ffzero_lab.hardware.optics import MeshOptics, modulator_field
+from ffzero_lab.instruments import load_rig
+
+from .conftest import corners_data, served_generated_rig
+
+N = 4
+#: A strong activation, so that a test fails if it is left out (the quickstart's is gentler).
+ACTIVATION = ElectroOpticActivation(alpha=0.2, gain=3.0, bias_phase=0.4)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[EmulatedRig, Path]]:
+    """A generated 2 x 4-mode optically joined rig on free ports; the instruments file for it."""
+    with served_generated_rig(tmp_path, N, 2, seed=5, join="optical", activation=ACTIVATION) as served:
+        yield served
+
+
+def chip_model(specs, phases0: np.ndarray, phases1: np.ndarray, inputs: np.ndarray, power_W: float = 1e-3):
+    """Expected readings ``(S, B, N)`` of both meshes, from the nominal design (settings ``(S, n)``)."""
+    act = ActivationSettings(alpha=ACTIVATION.alpha, bias_phase_rad=ACTIVATION.bias_phase,
+                             gain_rad_per_W=ACTIVATION.gain * N / power_W)
+    fields = np.sqrt(power_W / N) * modulator_field(2 * np.arcsin(inputs))  # (B, N)
+    z0 = np.einsum("snm,bm->sbn", MeshOptics(N, list(specs[0].names)).matrices(phases0), fields)
+    z1 = np.einsum("snm,sbm->sbn", MeshOptics(N, list(specs[1].names)).matrices(phases1), act(z0))
+    return act.alpha * np.abs(z0) ** 2, np.abs(z1) ** 2
+
+
+def test_an_optical_rig_has_one_set_of_modulators(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["instruments", "emulated-rig", "--modes", "6", "--layers", "3",
+                                      "--join", "optical", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rig, specs = load_specs(tmp_path / "instruments.yaml")
+    assert [layer.input for layer in rig.layers] == ["modulators", "optical", "optical"]
+    assert [rig.instruments[f"mesh{i}"].channels.count for i in range(3)] == [36 + 6, 36, 36]
+    assert [len(s.modulators) for s in specs] == [6, 0, 0] and [s.optical for s in specs] == [False, True, True]
+    bad = CliRunner().invoke(app, ["instruments", "emulated-rig", "--join", "wireless", "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--join" in bad.output
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda doc: doc["layers"][0].update(input="optical"), "layers[0].input"),
+    (lambda doc: doc["layers"][1].update(modulators={0: {"instrument": "mesh0", "channel": 0}}), "layers[1].modulators"),
+    (lambda doc: doc["layers"][1].update(modes=3), "layers[1].modes"),
+])
+def test_an_impossible_optical_join_is_refused_naming_the_field(tmp_path: Path, change, field: str) -> None:
+    paths = write_emulated_rig(tmp_path, N, 2, join="optical")
+    doc = yaml.safe_load(paths["instruments"].read_text())
+    change(doc)
+    paths["instruments"].write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as error:
+        load_rig(paths["instruments"])
+    assert field in str(error.value)
+
+
+def test_the_second_mesh_sees_the_first_meshs_light_through_the_activation(served) -> None:
+    rig, instruments = served
+    config, specs = load_specs(instruments)
+    network = open_network(config, specs, seed=0)
+    try:
+        first, second = network.layers
+        assert second.source is first and first.passes_light and not second.passes_light
+        inputs = np.random.default_rng(2).uniform(0, 1, (3, N))
+        settings = np.random.default_rng(1).uniform(0, 2 * np.pi, (2, len(specs[1].names)))
+        outputs, taps = second.propagate(inputs, settings)  # the first mesh holds its own phases
+        tapped0, expected1 = chip_model(specs, np.repeat(first.get_parameters()[None], 2, 0), settings, inputs)
+        np.testing.assert_allclose(taps, expected1, rtol=0, atol=2e-3 * expected1.max())  # 0.1 mV voltage grid
+        passed, taps0 = first.propagate(inputs, first.get_parameters()[None])
+        np.testing.assert_allclose(taps0[0], tapped0[0], rtol=0, atol=2e-3 * tapped0.max())
+        np.testing.assert_array_equal(passed[0], inputs)  # the light goes on; its stand-in is the input
+        readings = network.rig.counters.readings
+        np.testing.assert_array_equal(network.layer_inputs(1, inputs), inputs)
+        assert network.rig.counters.readings == readings  # nothing measured for that
+    finally:
+        network.safe_state()
+        network.close()
+    assert all((h.volts == 0).all() for h in rig.heaters.values())
+
+
+def test_a_network_evaluated_as_a_whole_writes_both_meshes_per_setting(served) -> None:
+    _, instruments = served
+    config, specs = load_specs(instruments)
+    network = open_network(config, specs, seed=0)
+    try:
+        rng = np.random.default_rng(3)
+        s0, s1 = (rng.uniform(0, 2 * np.pi, (3, len(s.names))) for s in specs)
+        inputs = rng.uniform(0, 1, (2, N))
+        settles = network.rig.counters.phase_settles
+        taps = network.propagate_settings(inputs, [s0, s1])
+        assert network.rig.counters.phase_settles - settles == 3  # both meshes in one settle per setting
+        expected = chip_model(specs, s0, s1, inputs)[1]
+        np.testing.assert_allclose(taps, expected, rtol=0, atol=2e-3 * expected.max())
+    finally:
+        network.safe_state()
+        network.close()
+
+
+def test_run_trains_an_optically_joined_chip(served, tmp_path: Path) -> None:
+    rig, instruments = served
+    protocol = tmp_path / "protocol.yaml"
+    protocol.write_text(yaml.safe_dump({
+        "name": "optical", "seed": 0, "method": "ff-dd",
+        "data": {"set": "corners", "encoding": "amplitude", "train_limit": 64, "test_limit": 64},
+        "network": {"layers": 2, "width": 4},
+        "train": {"epochs": 2, "batch_size": 16, "optimizer": "adam", "lr": 0.1, "directions": 2, "eps": 0.05},
+        "goodness": {"centre": True, "prototype_steps": 50}}))
+    result = CliRunner().invoke(app, ["run", str(protocol), "--instruments", str(instruments), "--runs-dir",
+                                      str(tmp_path / "runs"), "--data-dir", str(corners_data(tmp_path)),
+                                      "--quiet", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(summary["layer_accuracy"]) == 2
+    assert all((h.volts == 0).all() for h in rig.heaters.values())
+
+
+def test_calibrate_refuses_an_optically_fed_mesh(tmp_path: Path) -> None:
+    paths = write_emulated_rig(tmp_path, N, 2, join="optical")
+    with pytest.raises(ConfigError, match="fed optically") as error:
+        run_calibration(load_rig(paths["instruments"]), "instruments.yaml", tmp_path / "out.yaml")
+    assert "layers[1].input" in str(error.value)
