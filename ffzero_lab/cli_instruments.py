@@ -159,6 +159,8 @@ def emulated_rig(
                                       "modulators, set from the mesh before's detectors) or 'optical' (one chip: "
                                       "each later mesh is fed by the light of the one before, through an "
                                       "electro-optic activation as the simulated chip's).")] = "electrical",
+    generator: Annotated[str, typer.Option("--generator", help="What writes the files: an entry point of "
+                                           "'ffzero_lab.rig_generators' or 'module:function'.")] = "emulated",
 ) -> None:
     """Write an emulated rig of LAYERS meshes of MODES modes: Qontrol heaters, N7745A meters, and
     the emulated chip's TRUE phase laws as its calibration file (not measured: see docs/instruments.md).
@@ -166,10 +168,14 @@ def emulated_rig(
     Serve it with 'ffzero-lab instruments emulate OUTPUT/rig.yaml' and train on it with
     'ffzero-lab run PROTOCOL --instruments OUTPUT/instruments.yaml'.
     """
-    from drivers.emulated.generate import write_emulated_rig  # lazy: the emulator is not needed elsewhere
+    from .registry import RIG_GENERATOR_GROUP, load_named
 
     if join not in ("electrical", "optical"):
         raise _fail(f"--join: 'electrical' or 'optical', not {join!r}")
+    try:
+        write_emulated_rig = load_named(generator, RIG_GENERATOR_GROUP, "--generator", "generator", "rig generator")
+    except UserError as exc:
+        raise _fail(exc) from None
     try:
         paths = write_emulated_rig(output, modes, layers, seed=seed, noise=noise, latency_s=latency_ms / 1e3,
                                    first_port=first_port, join=join)

@@ -24,6 +24,8 @@ from .errors import ConfigError
 from .network import Network
 
 DEVICE_GROUP = "ffzero_lab.devices"
+#: Writers of emulated rigs (``instruments emulated-rig --generator``).
+RIG_GENERATOR_GROUP = "ffzero_lab.rig_generators"
 
 
 class DeviceDriver(Protocol):
@@ -45,30 +47,36 @@ def available_drivers() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=DEVICE_GROUP))
 
 
-def resolve_driver(name: str, source: str, field: str = "device.driver") -> DeviceDriver:
-    """Load a driver from an entry point name or ``module:attribute``.
+def load_named(name: str, group: str, source: str, field: str, what: str = "driver") -> Any:
+    """The object an entry point of ``group`` called ``name`` names, or ``module:attribute``.
 
     Raises:
-        ConfigError: naming ``source`` and ``field`` when the driver cannot be found.
+        ConfigError: naming ``source`` and ``field`` when it cannot be found.
     """
     if ":" in name:
         module_name, _, attribute = name.partition(":")
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ConfigError(f"cannot import driver module {module_name!r}: {exc}", source, field) from None
+            raise ConfigError(f"cannot import {what} module {module_name!r}: {exc}", source, field) from None
         try:
-            driver = getattr(module, attribute)
+            return getattr(module, attribute)
         except AttributeError:
             raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}", source, field) from None
-    else:
-        matches = [ep for ep in entry_points(group=DEVICE_GROUP) if ep.name == name]
-        if not matches:
-            known = ", ".join(available_drivers()) or "none installed"
-            raise ConfigError(
-                f"unknown driver {name!r} (installed: {known}; or give 'module:attribute')", source, field
-            )
-        driver = matches[0].load()
+    matches = [ep for ep in entry_points(group=group) if ep.name == name]
+    if not matches:
+        known = ", ".join(sorted(ep.name for ep in entry_points(group=group))) or "none installed"
+        raise ConfigError(f"unknown {what} {name!r} (installed: {known}; or give 'module:attribute')", source, field)
+    return matches[0].load()
+
+
+def resolve_driver(name: str, source: str, field: str = "device.driver") -> DeviceDriver:
+    """Load a driver from an entry point name or ``module:attribute``.
+
+    Raises:
+        ConfigError: naming ``source`` and ``field`` when the driver cannot be found.
+    """
+    driver = load_named(name, DEVICE_GROUP, source, field)
     for needed in ("settings_model", "activation_model", "build"):
         if not hasattr(driver, needed):
             raise ConfigError(f"{name!r} is not a device driver (no {needed})", source, field)

@@ -98,3 +98,11 @@ def test_a_pipelined_error_reply_is_raised_after_every_reply_is_read(served: tup
     finally:
         network.safe_state()
         network.close()
+
+
+def test_the_generator_is_found_by_entry_point_or_dotted_path(tmp_path: Path) -> None:
+    dotted = CliRunner().invoke(app, ["instruments", "emulated-rig", "--modes", "2", "--layers", "1", "-o",
+                                      str(tmp_path), "--generator", "drivers.emulated.generate:write_emulated_rig"])
+    assert dotted.exit_code == 0, dotted.output
+    unknown = CliRunner().invoke(app, ["instruments", "emulated-rig", "-o", str(tmp_path), "--generator", "nope"])
+    assert unknown.exit_code == 2 and "unknown rig generator 'nope' (installed: emulated" in unknown.output
