@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,6 +13,7 @@ from ..errors import ConfigError
 from ..instruments import RigConfig, load_rig
 from ..network import Network
 from .calibration import load_calibration
+from .fit import decompose
 from .layer import HardwareMesh
 from .rig import RigIO
 from .spec import LayerSpec, layer_specs
@@ -80,13 +82,28 @@ def load_specs(path: str | Path) -> tuple[RigConfig, list[LayerSpec]]:
     return rig, layer_specs(rig, load_calibration(rig.calibration), source)
 
 
+def haar_phases(spec: LayerSpec, rng: np.random.Generator) -> NDArray[np.float64]:
+    """Phases of a Haar-random transfer matrix in the rig's design, ``(n,)`` rad in the mesh's
+    parameter order: a unitary drawn from the Haar measure (scipy), decomposed into the design's
+    thetas and phis (:func:`.fit.decompose`, equal up to output phases); gammas and any phase the
+    decomposition leaves out are 0."""
+    from scipy.stats import unitary_group
+
+    phases = decompose(unitary_group.rvs(spec.modes, random_state=rng))
+    return np.array([phases.get(name, 0.0) for name in spec.names])
+
+
 def open_network(rig: RigConfig, specs: list[LayerSpec], seed: int, source: str = "instruments",
                  sleep: Callable[[float], None] | None = None,
-                 initial: Sequence[NDArray[np.floating]] | None = None) -> HardwareNetwork:
+                 initial: Sequence[NDArray[np.floating]] | None = None,
+                 init: Literal["haar", "uniform"] = "haar") -> HardwareNetwork:
     """Open the instruments and build one layer per mesh; nothing is written yet.
 
-    Initial phases are uniform on [0, 2 pi), drawn from ``seed`` (mesh i from child i), unless
-    ``initial`` gives them: one ``(n_i,)`` array per mesh, rad, in the mesh's parameter order.
+    Initial phases come from ``seed`` (mesh i from child i): ``init="haar"`` a Haar-random transfer
+    matrix per mesh (:func:`haar_phases`; light from every input reaches every output, as the
+    simulated chip's ``haar_rect``), ``"uniform"`` every phase uniform on [0, 2 pi) (a rectangular
+    mesh so drawn spreads light only over a band of modes around each input). ``initial`` gives
+    them instead: one ``(n_i,)`` array per mesh, rad, in the mesh's parameter order.
 
     Raises:
         ValueError: ``initial`` does not match the meshes.
@@ -96,8 +113,9 @@ def open_network(rig: RigConfig, specs: list[LayerSpec], seed: int, source: str 
             raise ValueError(f"initial phases: need {[len(s.names) for s in specs]} phases per mesh, "
                              f"got {[np.shape(a) for a in initial]}")
     else:
-        seqs = np.random.SeedSequence(seed).spawn(len(specs))
-        initial = [np.random.default_rng(seq).uniform(0, 2 * np.pi, len(spec.names)) for spec, seq in zip(specs, seqs)]
+        rngs = [np.random.default_rng(seq) for seq in np.random.SeedSequence(seed).spawn(len(specs))]
+        initial = [haar_phases(spec, rng) if init == "haar" else rng.uniform(0, 2 * np.pi, len(spec.names))
+                   for spec, rng in zip(specs, rngs)]
     io = RigIO(rig, source) if sleep is None else RigIO(rig, source, sleep)
     layers: list[HardwareMesh] = []
     for spec, phases in zip(specs, initial, strict=True):

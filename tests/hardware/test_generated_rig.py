@@ -16,6 +16,7 @@ from drivers.emulated.server import Fault
 from drivers.instruments.qontrol import QontrolError
 from ffzero_lab.cli import app
 from ffzero_lab.hardware import load_specs, open_network
+from ffzero_lab.hardware.build import haar_phases
 from ffzero_lab.hardware.fit import decompose
 from ffzero_lab.hardware.optics import MeshOptics, mesh_phase_names
 
@@ -106,3 +107,32 @@ def test_the_generator_is_found_by_entry_point_or_dotted_path(tmp_path: Path) ->
     assert dotted.exit_code == 0, dotted.output
     unknown = CliRunner().invoke(app, ["instruments", "emulated-rig", "-o", str(tmp_path), "--generator", "nope"])
     assert unknown.exit_code == 2 and "unknown rig generator 'nope' (installed: emulated" in unknown.output
+
+
+def test_meshes_start_haar_random_unless_told_otherwise(served: tuple[EmulatedRig, Path]) -> None:
+    _, instruments = served
+    config, specs = load_specs(instruments)
+    spec = specs[0]
+    optics = MeshOptics(N, list(spec.names))
+
+    def far_power(phases: np.ndarray) -> float:
+        """Power a mesh carries from the top half of its inputs to the bottom half of its outputs (of N / 2)."""
+        u = optics.matrices(phases)[0]
+        return float((np.abs(u[N // 2:, : N // 2]) ** 2).sum() / (N // 2))
+
+    rng = np.random.default_rng(0)
+    haar = np.mean([far_power(haar_phases(spec, rng)) for _ in range(30)])
+    uniform = np.mean([far_power(rng.uniform(0, 2 * np.pi, len(spec.names))) for _ in range(30)])
+    assert abs(haar - 0.5) < 0.05  # a Haar-random unitary spreads every input over every output
+    assert uniform < 0.35  # uniform phases leave a band
+    network = open_network(config, specs, seed=7)
+    try:
+        expected = haar_phases(spec, np.random.default_rng(np.random.SeedSequence(7).spawn(2)[0]))
+        np.testing.assert_array_equal(network.layers[0].get_parameters(), expected)
+    finally:
+        network.close()
+    network = open_network(config, specs, seed=7, init="uniform")
+    try:
+        assert far_power(network.layers[0].get_parameters()) < 0.45
+    finally:
+        network.close()
