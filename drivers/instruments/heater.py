@@ -3,6 +3,11 @@ before anything is sent, written in power order, and optionally read back.
 
 A concrete driver (Qontrol, Keithley 2600) supplies only the command set: how to write a batch of
 channel values, how to read voltages back, and how to identify the instrument.
+
+The checks run on every write; what depends only on *which* channels are written (their
+validation, their limits, their resistances) is worked out once per channel list and remembered
+(:class:`ChannelSelection`), so that a write of a list seen before costs a few vectorised
+operations over its values: a layer writes the same lists again and again.
 """
 
 from __future__ import annotations
@@ -24,10 +29,46 @@ from .limits import (
     check_channel_limits,
     equivalent_voltage_V,
     heater_power_W,
-    peak_power_W,
+    on_grid_inside,
     power_ordered_steps,
     quantize_toward_zero,
+    rising_power_W,
 )
+
+
+_INTP = np.dtype(np.intp)
+_FLOAT = np.dtype(np.float64)
+
+#: Channel lists a driver remembers (:class:`ChannelSelection`) before it starts afresh.
+SELECTIONS_MAX = 1024
+
+
+class ChannelSelection:
+    """A validated channel list (in range, none twice) with what the checks need of its channels.
+
+    Attributes:
+        channels: ``(k,)`` the channels, in the order given (a private copy).
+        index: where they sit in per-channel arrays: a slice when they are one ascending run of
+            consecutive channels (a view, no gather), else ``channels``.
+        resistance_ohm, low_V, high_V: ``(k,)`` their resistances and their fast limit window
+            (:attr:`HeaterLimits.voltage_window_V`).
+        unipolar: no channel may go below 0 V, so no write can change a heater's sign (the
+            crossing check then only matters when a heater was found negative).
+    """
+
+    __slots__ = ("channels", "index", "shape", "resistance_ohm", "low_V", "high_V", "unipolar")
+
+    def __init__(self, channels: NDArray[np.intp], limits: HeaterLimits) -> None:
+        self.channels = channels
+        self.shape = channels.shape
+        k = channels.size
+        ascending = k > 0 and bool((channels[1:] > channels[:-1]).all())
+        run = ascending and int(channels[-1]) - int(channels[0]) == k - 1
+        self.index: slice | NDArray[np.intp] = slice(int(channels[0]), int(channels[-1]) + 1) if run else channels
+        low, high = limits.voltage_window_V
+        self.resistance_ohm = limits.resistance_ohm[self.index].copy()
+        self.low_V, self.high_V = low[self.index].copy(), high[self.index].copy()
+        self.unipolar = bool((limits.voltage_min_V[self.index] >= 0).all())
 
 
 class HeaterSettings(BaseModel):
@@ -64,6 +105,10 @@ class HeaterDriver(VisaInstrument):
         self.settings = settings if settings is not None else self.settings_model()
         self._volts: NDArray[np.float64] | None = None  # what each heater sees now (V, or I*R)
         self._power_W: NDArray[np.float64] | None = None  # what each heater draws now, W
+        self._total_W = 0.0  # their sum, W (summed afresh whenever _power_W changes)
+        self._maybe_negative = True  # whether a heater may be below 0 V now (False: none is)
+        self._selections: dict[bytes, ChannelSelection] = {}  # channel list (its bytes) -> its selection
+        self._selections_of: HeaterLimits | None = None  # the limits they were made with
 
     @classmethod
     def from_config(cls, resource: Any, name: str, rig: RigConfig, budget: PowerBudget | None = None) -> "HeaterDriver":
@@ -105,14 +150,17 @@ class HeaterDriver(VisaInstrument):
     @property
     def _drawn_W(self) -> float:
         assert self._power_W is not None
-        return float(self._power_W.sum())
+        return self._total_W
 
     def sync_state(self) -> NDArray[np.float64]:
         """Read the present outputs so that the power budget counts from the truth. Returns V."""
-        self._volts = np.asarray(self._read_voltages_V(np.arange(self.channels)), dtype=np.float64)
-        self._power_W = heater_power_W(self._volts, self.limits.resistance_ohm)
-        self.budget.record(self.name, self._power_W)
-        return self._volts.copy()
+        volts = np.array(self._read_voltages_V(np.arange(self.channels)), dtype=np.float64)
+        self._power_W = heater_power_W(volts, self.limits.resistance_ohm)
+        self._total_W = float(self._power_W.sum())
+        self._maybe_negative = bool((volts < 0).any())
+        self._volts = volts
+        self.budget.record_total(self.name, self._total_W)
+        return volts.copy()
 
     def _state(self) -> NDArray[np.float64]:
         return self._volts if self._volts is not None else self.sync_state()
@@ -165,48 +213,90 @@ class HeaterDriver(VisaInstrument):
             raise ValueError(f"instrument {self.name!r}: a channel is given twice")
         return array.astype(np.intp, copy=False)
 
+    def _select(self, channels: ArrayLike) -> ChannelSelection:
+        """``channels`` validated (raises ValueError), with their limits: remembered per list."""
+        if self._selections_of is not self.limits:  # new limits: nothing remembered holds
+            self._selections.clear()
+            self._selections_of = self.limits
+        if type(channels) is np.ndarray and channels.dtype is _INTP and channels.ndim == 1:
+            found = self._selections.get(channels.tobytes())  # the same bytes: the same list, checked before
+            if found is not None:
+                return found
+        array = self._channel_array(channels)
+        key = array.tobytes()
+        found = self._selections.get(key)
+        if found is None:
+            if len(self._selections) >= SELECTIONS_MAX:
+                self._selections.clear()
+            found = self._selections[key] = ChannelSelection(array.copy(), self.limits)
+        return found
+
     def _set(self, channels: ArrayLike, values: ArrayLike, unit: Unit) -> None:
-        ch = self._channel_array(channels)
-        requested = np.atleast_1d(np.asarray(values, dtype=np.float64))
-        if requested.shape != ch.shape:
-            raise ValueError(f"instrument {self.name!r}: {ch.size} channels but {requested.size} values")
-        q = quantize_toward_zero(requested, self.decimals[unit])
-        low, high = self.limits.voltage_window_V
-        new_V = equivalent_voltage_V(q, unit, self.limits.resistance_ohm[ch])
-        if not ((new_V >= low[ch]) & (new_V <= high[ch])).all():  # else the exact checks, which raise
-            check_channel_limits(self.name, ch, q, unit, self.limits)
-        old_V = self._state()[ch]
-        resistance = self.limits.resistance_ohm[ch]
-        old_W, new_W = heater_power_W(old_V, resistance), heater_power_W(new_V, resistance)
-        unchanged_W = self._drawn_W - float(old_W.sum())
-        self.budget.check_total(self.name, unchanged_W + float(new_W.sum()))
-        crossing = bool(((old_V * new_V) < 0).any())  # a channel changing sign
-        if not crossing and self.budget.fits(self.name, unchanged_W + peak_power_W(old_W, new_W)):
-            self._write_step(ch, q, unit, new_V, new_W)  # no order of these writes can cross the budget
+        sel = self._select(channels)
+        requested = values if type(values) is np.ndarray and values.dtype is _FLOAT else np.asarray(values, dtype=np.float64)
+        if requested.shape != sel.shape:
+            requested = np.atleast_1d(requested)
+            if requested.shape != sel.shape:
+                raise ValueError(f"instrument {self.name!r}: {sel.channels.size} channels but {requested.size} values")
+        if not sel.shape[0]:
+            return  # nothing to write
+        decimals = self.decimals[unit]
+        # volts on unipolar channels, all well inside their limits (the usual case): one test
+        q = on_grid_inside(requested, decimals, sel.low_V, sel.high_V) if unit == "V" and sel.unipolar else None
+        if q is None:
+            q = quantize_toward_zero(requested, decimals)
+            new_V = equivalent_voltage_V(q, unit, sel.resistance_ohm)
+            if not ((new_V >= sel.low_V) & (new_V <= sel.high_V)).all():  # else the exact checks, which raise
+                check_channel_limits(self.name, sel.channels, q, unit, self.limits)
         else:
-            falling, crossing = power_ordered_steps(old_V, new_V)
-            first = falling | crossing
-            step_V = np.where(crossing, 0.0, new_V)
-            for mask, values_, volts in ((first, np.where(crossing, 0.0, q), step_V), (~falling, q, new_V)):
+            new_V = q
+        index, resistance = sel.index, sel.resistance_ohm
+        old_V = self._state()[index]
+        assert self._power_W is not None
+        new_W = heater_power_W(new_V, resistance)
+        drawn_W, others_W = self._total_W, self.budget.others_W(self.name)
+        # a channel changing sign is written through 0 (only possible if one is, or may go, below 0 V)
+        crossing = (self._maybe_negative or not sel.unipolar) and bool(((old_V * new_V) < 0).any())
+        if not sel.unipolar:
+            self._maybe_negative = True
+        # no order of these writes can cross the budget if every rising channel at its new power and
+        # every falling one at its old fit (peak_power_W); drawn + the new powers bounds that from above
+        if not crossing and (self.budget.fits(self.name, drawn_W + float(new_W.sum()), others_W)
+                             or self.budget.fits(self.name, drawn_W + rising_power_W(self._power_W[index], new_W), others_W)):
+            self._write_step(sel.channels, q, unit, new_V, new_W, index)  # one step: the end state fits too
+        else:
+            self.budget.check_total(self.name, drawn_W + float((new_W - self._power_W[index]).sum()), others_W)
+            falling, crossing_ = power_ordered_steps(old_V, new_V)
+            first = falling | crossing_
+            steps = ((first, np.where(crossing_, 0.0, q), np.where(crossing_, 0.0, new_V)), (~falling, q, new_V))
+            for mask, values_, volts in steps:  # (all worked out before the first write changes old_V)
                 if mask.any():
-                    self._write_step(ch[mask], values_[mask], unit, volts[mask],
+                    self._write_step(sel.channels[mask], values_[mask], unit, volts[mask],
                                      heater_power_W(volts[mask], resistance[mask]))
         if self.settings.verify:
-            self._verify(ch, new_V)
+            self._verify(sel.channels, new_V)
 
     def _write_step(self, channels: NDArray[np.intp], values: NDArray[np.float64], unit: Unit,
-                    volts: NDArray[np.float64], power_W: NDArray[np.float64]) -> None:
-        """Write one step (``values`` in ``unit``: ``volts`` V and ``power_W`` W on the heaters) and
-        note the new state; after a failure the state is read afresh."""
+                    volts: NDArray[np.float64], power_W: NDArray[np.float64],
+                    index: slice | NDArray[np.intp] | None = None) -> None:
+        """Write one step (``values`` in ``unit``: ``volts`` V and ``power_W`` W on the heaters).
+
+        The new state (at ``index`` of the per-channel arrays: ``channels`` unless given) is worked
+        out before the lines go out, so that only their replies are left for after them; it counts
+        (in the budget too) once the instrument has taken them. After a failure it is forgotten:
+        the next write reads the instrument first.
+        """
+        assert self._volts is not None and self._power_W is not None
+        where = channels if index is None else index
+        self._volts[where] = volts
+        self._power_W[where] = power_W
+        self._total_W = float(self._power_W.sum())
         try:
             self._write_values(channels, values, unit)
         except BaseException:
             self._volts = None  # unknown: the next write reads the instrument first
             raise
-        assert self._volts is not None and self._power_W is not None
-        self._volts[channels] = volts
-        self._power_W[channels] = power_W
-        self.budget.record_total(self.name, self._drawn_W)
+        self.budget.record_total(self.name, self._total_W)
 
     def _verify(self, channels: NDArray[np.intp], expected_V: NDArray[np.float64]) -> None:
         measured = self._read_voltages_V(channels)

@@ -82,6 +82,22 @@ def quantize_toward_zero(values: ArrayLike, decimals: int) -> NDArray[np.float64
     return q
 
 
+def on_grid_inside(values: NDArray[np.float64], decimals: int, low: NDArray[np.float64],
+                   high: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """:func:`quantize_toward_zero` of ``values`` when every result lies in ``[low, high]`` and
+    ``low > 0`` (a unipolar fast window, :attr:`HeaterLimits.voltage_window_V`), in one test; else
+    None, and the caller quantizes and checks the usual way.
+
+    ``trunc(v * 10**decimals) / 10**decimals`` is :func:`quantize_toward_zero` unless the product
+    rounded up to an integer, which leaves the result above ``|v|``. Every result at least ``low >
+    0`` is positive, so ``v`` is too, and a result at most ``v`` did not round up: it is the
+    quantization, and it lies in the window.
+    """
+    scale = 10.0**decimals
+    q = np.trunc(values * scale) / scale
+    return q if ((q <= np.minimum(values, high)) & (q >= low)).all() else None
+
+
 def equivalent_voltage_V(values: NDArray[np.float64], unit: Unit, resistance_ohm: NDArray[np.float64]) -> NDArray[np.float64]:
     """Voltage across each heater for values in ``unit`` (V as is; mA times R)."""
     return values if unit == "V" else values * resistance_ohm / 1e3
@@ -162,6 +178,12 @@ def peak_power_W(old_W: NDArray[np.float64], new_W: NDArray[np.float64]) -> floa
     return float(np.maximum(old_W, new_W).sum())
 
 
+def rising_power_W(old_W: NDArray[np.float64], new_W: NDArray[np.float64]) -> float:
+    """How much more than now any order of writing the changed channels can draw on the way, W:
+    :func:`peak_power_W` less the channels' present power, ``sum(max(new - old, 0))``."""
+    return float(np.maximum(new_W - old_W, 0.0).sum())
+
+
 def power_ordered_steps(old_V: NDArray[np.float64], new_V: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Split a change of heater voltages into two steps whose power never exceeds both ends.
 
@@ -198,22 +220,27 @@ class PowerBudget:
 
     def others_W(self, instrument: str) -> float:
         """Power drawn by every instrument but ``instrument``, W."""
-        return sum(w for name, w in self._drawn_W.items() if name != instrument)
+        drawn = self._drawn_W
+        if len(drawn) == 1 and instrument in drawn:  # a budget of one instrument (the usual private one)
+            return 0.0
+        return sum(w for name, w in drawn.items() if name != instrument)
 
     def check(self, instrument: str, channel_power_W: NDArray[np.float64]) -> float:
         """Total power if ``instrument`` drew ``channel_power_W``; raises PowerBudgetError."""
         return check_power_budget(instrument, channel_power_W, self.budget_W, self.others_W(instrument))
 
-    def check_total(self, instrument: str, power_W: float) -> float:
-        """Total power if ``instrument`` drew ``power_W`` in all, W; raises PowerBudgetError."""
-        total = self.others_W(instrument) + power_W
+    def check_total(self, instrument: str, power_W: float, others_W: float | None = None) -> float:
+        """Total power if ``instrument`` drew ``power_W`` in all, W; raises PowerBudgetError.
+        ``others_W``: :meth:`others_W`, if the caller has it already."""
+        total = (self.others_W(instrument) if others_W is None else others_W) + power_W
         if not total <= self.budget_W:
             raise PowerBudgetError(instrument, total, self.budget_W)
         return total
 
-    def fits(self, instrument: str, power_W: float) -> bool:
-        """Whether ``instrument`` may draw ``power_W`` in all, W, with what the others draw."""
-        return self.others_W(instrument) + power_W <= self.budget_W
+    def fits(self, instrument: str, power_W: float, others_W: float | None = None) -> bool:
+        """Whether ``instrument`` may draw ``power_W`` in all, W, with what the others draw
+        (``others_W``: :meth:`others_W`, if the caller has it already)."""
+        return (self.others_W(instrument) if others_W is None else others_W) + power_W <= self.budget_W
 
     def record(self, instrument: str, channel_power_W: NDArray[np.float64]) -> None:
         """Note what ``instrument``'s channels draw now."""

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from drivers.instruments.limits import PowerBudget
-from drivers.instruments.qontrol import Qontrol
-from ffzero_lab.instruments import PowerBudgetError
+from drivers.instruments.qontrol import Qontrol, QontrolError
+from ffzero_lab.instruments import LimitError, PowerBudgetError
 
 from .conftest import heater_limits
 from .transcript import ExpectedProtocol
@@ -66,4 +66,44 @@ def test_an_instrument_found_over_budget_can_only_go_to_a_state_within_it() -> N
     with pytest.raises(PowerBudgetError):
         q.set_voltage_V(0, 4.0)  # 82 mW: still over
     q.set_voltage_V(0, 0.0)  # 50 mW
+    fake.assert_done()
+
+
+def test_a_channel_list_is_remembered_by_its_values_and_checked_again_when_they_change() -> None:
+    fake = ExpectedProtocol([*state(["0"] * 4), ("VVEC0=1.0000,1.0000", "OK"), ("VVEC0=2.0000,2.0000", "OK")])
+    q = Qontrol(fake, "q8", heater_limits(4), PowerBudget(1.0))
+    channels = np.array([0, 1])
+    q.set_voltages_V(channels, [1.0, 1.0])
+    q.set_voltages_V(channels, [2.0, 2.0])  # the same list: remembered
+    channels[1] = 4  # the caller's array changed after it was remembered
+    with pytest.raises(ValueError, match="channel 4 is outside 0..3"):
+        q.set_voltages_V(channels, [1.0, 1.0])
+    with pytest.raises(ValueError, match="a channel is given twice"):
+        q.set_voltages_V(np.array([1, 0, 1]), [1.0, 1.0, 1.0])
+    fake.assert_done()
+
+
+def test_new_limits_or_vector_max_take_effect_at_the_next_write() -> None:
+    fake = ExpectedProtocol([*state(["0"] * 4), ("VVEC0=3.0000,3.0000,3.0000", "OK"), ("VVEC0=1.0000,1.0000", "OK"),
+                             ("V2=1.0000", "OK")])
+    q = Qontrol(fake, "q8", heater_limits(4), PowerBudget(1.0))
+    q.set_voltages_V([0, 1, 2], [3.0, 3.0, 3.0])
+    q.limits = heater_limits(4, voltage_max_V=2.0)
+    with pytest.raises(LimitError, match="channel 0: 3 V is above the limit voltage_max_V = 2 V"):
+        q.set_voltages_V([0, 1, 2], [3.0, 3.0, 3.0])
+    q.settings.vector_max = 2
+    q.set_voltages_V([0, 1, 2], [1.0, 1.0, 1.0])
+    fake.assert_done()
+
+
+def test_after_a_failed_write_the_state_is_read_again_and_the_budget_keeps_what_was_drawn() -> None:
+    budget = PowerBudget(1.0)
+    fake = ExpectedProtocol([*state(["1.0000", "0.0000"]), ("VVEC0=2.0000,2.0000", "E15:00"),
+                             *state(["1.0000", "0.0000"]), ("V1=1.0000", "OK")])
+    q = Qontrol(fake, "q8", heater_limits(2), budget)
+    with pytest.raises(QontrolError, match="E15"):
+        q.set_voltages_V([0, 1], [2.0, 2.0])
+    assert budget.drawn_W == pytest.approx(0.002)  # 1 V on 500 ohm, as read: the write did not count
+    q.set_voltage_V(1, 1.0)  # reads every channel first
+    assert budget.drawn_W == pytest.approx(0.004)
     fake.assert_done()

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.instruments.limits import (
     PowerBudget,
     check_channel_limits,
     check_power_budget,
     heater_power_W,
+    on_grid_inside,
+    peak_power_W,
     power_ordered_steps,
     quantize_toward_zero,
+    rising_power_W,
 )
 from drivers.instruments.phase import PhaseCalibration
 from ffzero_lab.contract import ParameterRangeError
@@ -26,6 +31,34 @@ def test_quantize_toward_zero_formats_exactly_and_never_grows() -> None:
     np.testing.assert_array_equal(q, [1.2345, -1.2345, 0.3, 0.0, 5.9999, -0.0, 2.0])
     assert np.all(np.abs(q) <= np.abs(values))
     assert all(float(f"{x:.4f}") == x for x in q)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.one_of(st.floats(-1.0, 7.0, allow_nan=False),
+                          st.integers(-10_000, 70_000).map(lambda k: float(np.nextafter(k / 1e4, 0.0))),
+                          st.sampled_from([0.0, -0.0, 1e-12, 6.0, np.inf, np.nan])), min_size=1, max_size=8))
+def test_on_grid_inside_answers_only_with_the_quantisation_inside_the_window(values: list[float]) -> None:
+    v = np.array(values)
+    low, high = np.full(v.size, 1e-12), np.full(v.size, 6.0 - 1e-8)
+    q = on_grid_inside(v, 4, low, high)
+    exact = quantize_toward_zero(v, 4)
+    inside = bool(np.all((exact >= low) & (exact <= high)))
+    if q is None:  # the caller then quantizes and checks the usual way: only a refusal or the rare round-up
+        assert not inside or np.any(np.trunc(v * 1e4) / 1e4 > v)
+    else:
+        np.testing.assert_array_equal(q, exact)
+        assert inside
+
+
+def test_on_grid_inside_leaves_a_product_that_rounded_up_to_the_usual_path() -> None:
+    v = np.array([1.0, 0.0036999999999999997])  # * 1e4 rounds up to 37: trunc alone would give 0.0037
+    assert on_grid_inside(v, 4, np.full(2, 1e-12), np.full(2, 6.0)) is None
+    np.testing.assert_array_equal(quantize_toward_zero(v, 4), [1.0, 0.0036])
+
+
+def test_rising_power_is_the_peak_less_the_channels_present_power() -> None:
+    old, new = np.array([0.01, 0.03, 0.0]), np.array([0.02, 0.01, 0.0])
+    assert rising_power_W(old, new) == pytest.approx(peak_power_W(old, new) - old.sum()) == pytest.approx(0.01)
 
 
 def test_channel_limits() -> None:
