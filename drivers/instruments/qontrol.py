@@ -88,6 +88,12 @@ class Qontrol(HeaterDriver):
 
     settings_model: ClassVar[type[QontrolSettings]] = QontrolSettings
     serial_options: ClassVar[dict[str, Any]] = {"baud_rate": 115200}
+    settings: QontrolSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._line_plans: dict[bytes, LinePlan] = {}  # channel list (its bytes) -> its lines
+        self._line_plans_for = 0  # the vector_max they were cut for
 
     # -- replies ------------------------------------------------------------------------------
     def _reply(self, command: str, channel: int | None = None) -> str:
@@ -138,15 +144,14 @@ class Qontrol(HeaterDriver):
     def _write_values(self, channels: NDArray[np.intp], values: NDArray[np.float64], unit: Unit) -> None:
         """Voltages as ``VVEC`` lines over runs of consecutive channels (``V`` for a lone one);
         currents one ``I`` line per channel."""
-        digits = self.decimals[unit]
         if unit == "mA":
+            digits = self.decimals[unit]
             for channel, value in zip(channels, values, strict=True):
                 self._command(f"I{channel}={value:.{digits}f}", int(channel))
             return
-        form = f"{{:.{digits}f}}".format
-        lines = [(f"V{start}={form(float(run[0]))}" if len(run) == 1 else
-                  f"VVEC{start}=" + ",".join(map(form, run.tolist())), start)
-                 for start, run in _runs(channels, values, self.settings.vector_max)]
+        order, runs = self._line_plan(channels)
+        numbers = (values if order is None else values[order]).tolist()
+        lines = [(head + template % tuple(numbers[first:end]), start) for start, first, end, head, template in runs]
         depth = self.settings.pipeline
         if depth == 1:
             for command, channel in lines:
@@ -162,6 +167,20 @@ class Qontrol(HeaterDriver):
                 if reply != "OK":
                     self._check(reply, command)
                     raise InstrumentError(f"expected OK, got {reply!r}", self.name, channel, command)
+
+    def _line_plan(self, channels: NDArray[np.intp]) -> LinePlan:
+        """How a voltage write to ``channels`` is cut into lines (remembered per channel list)."""
+        longest = self.settings.vector_max
+        if self._line_plans_for != longest:
+            self._line_plans.clear()
+            self._line_plans_for = longest
+        key = channels.tobytes()
+        plan = self._line_plans.get(key)
+        if plan is None:
+            if len(self._line_plans) >= LINE_PLANS_MAX:
+                self._line_plans.clear()
+            plan = self._line_plans[key] = line_plan(channels, longest, self.decimals["V"])
+        return plan
 
     def _read_voltages_V(self, channels: NDArray[np.intp]) -> NDArray[np.float64]:
         """``Vall?`` when every channel in use is asked for, else ``V<ch>?`` per channel."""
@@ -184,20 +203,28 @@ class Qontrol(HeaterDriver):
         return np.array([self._number(f"I{ch}?", int(ch)) for ch in chosen])
 
 
-def _runs(channels: NDArray[np.intp], values: NDArray[np.float64], longest: int) -> list[tuple[int, NDArray[np.float64]]]:
-    """Consecutive-channel runs as ``(first channel, values)``, at most ``longest`` long.
+#: How a write is cut into lines: the order to put the values in (None: as given), then per line
+#: ``(first channel, first value, end value, "VVEC<ch>=" or "V<ch>=", its %-format for the values)``.
+LinePlan = tuple["NDArray[np.intp] | None", list[tuple[int, int, int, str, str]]]
+
+#: Channel lists a Qontrol driver remembers the lines of before it starts afresh.
+LINE_PLANS_MAX = 1024
+
+
+def line_plan(channels: NDArray[np.intp], longest: int, digits: int) -> LinePlan:
+    """The lines setting ``channels``: a ``VVEC`` line per run of consecutive channels, at most
+    ``longest`` long (a ``V`` line for a lone channel), each value with ``digits`` decimals.
 
     Channels are sorted first; a write step's order between channels does not matter.
     """
-    steps = np.diff(channels)
-    if (steps == 1).all():  # already one consecutive run (the usual case): no sort, no split
-        first = int(channels[0])
-        return [(first + i, values[i : i + longest]) for i in range(0, len(channels), longest)]
-    order = np.argsort(channels, kind="stable")
-    ch, vals = channels[order], values[order]
-    breaks = np.flatnonzero(np.diff(ch) != 1) + 1
-    runs: list[tuple[int, NDArray[np.float64]]] = []
-    for run_ch, run_vals in zip(np.split(ch, breaks), np.split(vals, breaks), strict=True):
-        for i in range(0, len(run_ch), longest):
-            runs.append((int(run_ch[i]), run_vals[i : i + longest]))
-    return runs
+    order = None if (np.diff(channels) == 1).all() else np.argsort(channels, kind="stable")
+    ch = channels if order is None else channels[order]
+    bounds = [0, *(np.flatnonzero(np.diff(ch) != 1) + 1).tolist(), ch.size]
+    runs = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        for first in range(start, stop, longest):
+            end = min(first + longest, stop)
+            channel = int(ch[first])
+            head = f"V{channel}=" if end - first == 1 else f"VVEC{channel}="
+            runs.append((channel, first, end, head, ",".join([f"%.{digits}f"] * (end - first))))
+    return order, runs
