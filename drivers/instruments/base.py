@@ -53,11 +53,11 @@ class VisaInstrument:
         #: Messages sent through the resource.
         self.messages = 0
 
-    def _timed(self, call: Callable[[], T]) -> T:
-        """``call()``, its time added to :attr:`visa_s` and :attr:`visa_cpu_s`."""
+    def _timed(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)``, its time added to :attr:`visa_s` and :attr:`visa_cpu_s`."""
         started, cpu = time.perf_counter(), time.thread_time()
         try:
-            return call()
+            return call(*args, **kwargs)
         finally:
             self.visa_s += time.perf_counter() - started
             self.visa_cpu_s += time.thread_time() - cpu
@@ -74,7 +74,7 @@ class VisaInstrument:
         """Send a command that has no reply."""
         self.messages += 1
         try:
-            self._timed(lambda: self.resource.write(command))
+            self._timed(self.resource.write, command)
         except (pyvisa.errors.Error, OSError) as exc:
             raise self._failure(exc, command, channel) from None
 
@@ -84,7 +84,7 @@ class VisaInstrument:
         self.messages += len(commands)
         data = "".join(f"{command}\n" for command in commands).encode("ascii")
         try:
-            self._timed(lambda: self.resource.write_raw(data))
+            self._timed(self.resource.write_raw, data)
         except (pyvisa.errors.Error, OSError) as exc:
             raise self._failure(exc, "; ".join(commands), channel) from None
 
@@ -92,7 +92,7 @@ class VisaInstrument:
         """Send a command and return its reply line (stripped)."""
         self.messages += 1
         try:
-            return self._timed(lambda: self.resource.query(command)).strip()
+            return self._timed(self.resource.query, command).strip()
         except (pyvisa.errors.Error, OSError) as exc:
             raise self._failure(exc, command, channel) from None
 
@@ -107,8 +107,8 @@ class VisaInstrument:
         """Send a query answered by an IEEE-488.2 binary block of little-endian float32."""
         self.messages += 1
         try:
-            values = self._timed(lambda: self.resource.query_binary_values(
-                command, datatype="f", is_big_endian=False, container=np.array))
+            values = self._timed(self.resource.query_binary_values, command, datatype="f", is_big_endian=False,
+                                 container=np.array)
         except (pyvisa.errors.Error, OSError, ValueError) as exc:
             raise self._failure(exc, command, channel) from None
         return np.asarray(values, dtype=np.float64)
@@ -116,8 +116,7 @@ class VisaInstrument:
     def read_float32_block(self, command: str, channel: int | None = None) -> NDArray[np.float64]:
         """Read the IEEE-488.2 float32 block answering ``command``, already sent with :meth:`write`."""
         try:
-            values = self._timed(lambda: self.resource.read_binary_values(
-                datatype="f", is_big_endian=False, container=np.array))
+            values = self._timed(self.resource.read_binary_values, datatype="f", is_big_endian=False, container=np.array)
         except (pyvisa.errors.Error, OSError, ValueError) as exc:
             raise self._failure(exc, command, channel) from None
         return np.asarray(values, dtype=np.float64)
