@@ -72,7 +72,9 @@ class RigIO:
         self.safe_V = {n: np.array([lim.safe_V for lim in rig.heater_channel_limits(n)]) for n in self.heaters}
         self.volts: dict[str, NDArray[np.float64]] = {}
         self._drawn_W = 0.0  # what every heater draws now, W (kept with each write, summed afresh when all are set)
-        self._port_plans: dict[int, tuple[Sequence[PortRef], dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]]]] = {}
+        # per sequence of ports read: (it, meter -> (positions, indices), the meter when it is the
+        # only one and they are its ports 1..n in order, else None)
+        self._port_plans: dict[int, tuple[Sequence[PortRef], dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]], str | None]] = {}
         try:
             for name in rig.instruments:
                 self.drivers[name] = self._open(name)
@@ -148,8 +150,9 @@ class RigIO:
             LimitError: from the driver; nothing was written to that instrument.
             InstrumentError: an instrument failed (after the retries).
         """
-        changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]] = {}
+        changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]] = {}
         steps_W: list[NDArray[np.float64]] = []  # each changed heater's change of power, W
+        change_W = 0.0
         for name, (channels, values) in targets.items():
             now = self.volts[name][channels]
             differ = now != values
@@ -157,12 +160,14 @@ class RigIO:
                 if not differ.any():
                     continue
                 channels, values, now = channels[differ], values[differ], now[differ]
-            steps_W.append((values * values - now * now) / self.resistance_ohm[name][channels])
-            changes[name] = (channels, values)
+            step_W = (values * values - now * now) / self.resistance_ohm[name][channels]
+            change_W += float(step_W.sum())
+            steps_W.append(step_W)
+            changes[name] = (channels, values, now)
         if not changes:
             return False
         drawn = self._drawn_W
-        after = drawn + sum(float(step.sum()) for step in steps_W)
+        after = drawn + change_W
         if after > self.rig.power_budget_W:
             raise PowerBudgetError("all heaters of the rig", after, self.rig.power_budget_W)
         # one step when no order of the writes can cross the budget, else falling channels first
@@ -170,9 +175,14 @@ class RigIO:
             <= self.rig.power_budget_W
         try:
             for step in [changes] if one_step else self._falling_first(changes):
-                for name, (channels, values) in step.items():
-                    self.call(name, lambda d, c=channels, v=values: d.set_voltages_V(c, v))
+                for name, (channels, values, before) in step.items():
+                    # noted before the command goes out, so that only its reply is left for after it
                     self.volts[name][channels] = values
+                    try:
+                        self.call(name, lambda d, c=channels, v=values: d.set_voltages_V(c, v))
+                    except BaseException:
+                        self.volts[name][channels] = before  # not written
+                        raise
         except BaseException:
             self._drawn_W = self.power_W()  # of what was written
             raise
@@ -189,15 +199,16 @@ class RigIO:
             self.counters.settle_cpu_s += time.thread_time() - cpu
         return True
 
-    def _falling_first(self, changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]) -> list[dict[str, Any]]:
+    def _falling_first(self, changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]]
+                       ) -> list[dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]]]:
         """Across instruments: first every channel whose power falls, then the others."""
         falling, rising = {}, {}
-        for name, (channels, values) in changes.items():
-            down = np.abs(values) < np.abs(self.volts[name][channels])
+        for name, (channels, values, before) in changes.items():
+            down = np.abs(values) < np.abs(before)
             if down.any():
-                falling[name] = (channels[down], values[down])
+                falling[name] = (channels[down], values[down], before[down])
             if (~down).any():
-                rising[name] = (channels[~down], values[~down])
+                rising[name] = (channels[~down], values[~down], before[~down])
         return [falling, rising]
 
     @property
@@ -230,8 +241,14 @@ class RigIO:
         cached = self._port_plans.get(id(ports))
         if cached is None or cached[0] is not ports:  # a new sequence (the layers' are reused)
             plan = group_by_instrument([(p.instrument, p.port - 1) for p in ports])  # port p at index p - 1
-            cached = self._port_plans[id(ports)] = (ports, plan)
-        plan = cached[1]
+            ordered = [m for m, (_, indices) in plan.items() if np.array_equal(indices, np.arange(len(ports)))]
+            cached = self._port_plans[id(ports)] = (ports, plan, ordered[0] if len(plan) == 1 and ordered else None)
+        plan, ordered_meter = cached[1], cached[2]
+        if ordered_meter is not None:  # ports 1..n of one meter: its readings as they come
+            readings = self.read(ordered_meter)
+            if readings.shape == (len(ports),):
+                return readings  # as read() gives it
+            return readings[plan[ordered_meter][1]]  # the meter has more ports (or too few: IndexError)
         out = np.empty(len(ports))
         if len(plan) == 1 or not all(hasattr(self.drivers.get(m), "request_power") for m in plan):
             for meter, (positions, indices) in plan.items():
