@@ -30,6 +30,9 @@ from .waits import wait_s
 
 T = TypeVar("T")
 
+#: Most channels of one instrument a write adds up in Python floats (more: numpy).
+SMALL_WRITE = 16
+
 
 @dataclass
 class RigCounters:
@@ -151,19 +154,13 @@ class RigIO:
             InstrumentError: an instrument failed (after the retries).
         """
         changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]] = {}
-        steps_W: list[NDArray[np.float64]] = []  # each changed heater's change of power, W
-        change_W = 0.0
+        change_W = rise_W = 0.0  # the heaters' change of power, and the sum of its rises, W
         for name, (channels, values) in targets.items():
-            now = self.volts[name][channels]
-            differ = now != values
-            if not differ.all():
-                if not differ.any():
-                    continue
-                channels, values, now = channels[differ], values[differ], now[differ]
-            step_W = (values * values - now * now) / self.resistance_ohm[name][channels]
-            change_W += float(step_W.sum())
-            steps_W.append(step_W)
-            changes[name] = (channels, values, now)
+            found = self._changes(name, channels, values)
+            if found is not None:
+                channels, values, now, change, rise = found
+                changes[name] = (channels, values, now)
+                change_W, rise_W = change_W + change, rise_W + rise
         if not changes:
             return False
         drawn = self._drawn_W
@@ -171,8 +168,7 @@ class RigIO:
         if after > self.rig.power_budget_W:
             raise PowerBudgetError("all heaters of the rig", after, self.rig.power_budget_W)
         # one step when no order of the writes can cross the budget, else falling channels first
-        one_step = len(changes) == 1 or drawn + sum(float(np.maximum(s, 0.0).sum()) for s in steps_W) \
-            <= self.rig.power_budget_W
+        one_step = len(changes) == 1 or drawn + rise_W <= self.rig.power_budget_W
         try:
             for step in [changes] if one_step else self._falling_first(changes):
                 for name, (channels, values, before) in step.items():
@@ -198,6 +194,37 @@ class RigIO:
             self.sleep(settle)
             self.counters.settle_cpu_s += time.thread_time() - cpu
         return True
+
+    def _changes(self, name: str, channels: NDArray[np.intp], values: NDArray[np.float64]
+                 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64], float, float] | None:
+        """The channels of heater instrument ``name`` that ``values`` (V) change: (those channels,
+        their new and present voltages, the change of their power and the sum of its rises, W);
+        None if none changes. A few channels (an input write) are added up in floats: numpy's cost
+        per call is more than the work there."""
+        now = self.volts[name][channels]
+        if channels.size <= SMALL_WRITE:
+            change_W = rise_W = 0.0
+            same = 0
+            for new, old, resistance in zip(values.tolist(), now.tolist(), self.resistance_ohm[name][channels].tolist()):
+                if new == old:
+                    same += 1
+                    continue
+                step = (new * new - old * old) / resistance
+                change_W += step
+                rise_W += max(step, 0.0)
+            if same == 0:
+                return channels, values, now, change_W, rise_W
+            if same == channels.size:
+                return None
+            differ = now != values
+            return channels[differ], values[differ], now[differ], change_W, rise_W
+        differ = now != values
+        if not differ.all():
+            if not differ.any():
+                return None
+            channels, values, now = channels[differ], values[differ], now[differ]
+        step_W = (values * values - now * now) / self.resistance_ohm[name][channels]
+        return channels, values, now, float(step_W.sum()), float(np.maximum(step_W, 0.0).sum())
 
     def _falling_first(self, changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]]
                        ) -> list[dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]]]:

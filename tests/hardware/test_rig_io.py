@@ -12,6 +12,7 @@ from drivers.emulated.rig import EmulatedRig
 from drivers.emulated.server import Fault
 from drivers.instruments.qontrol import QontrolError
 from ffzero_lab.hardware import load_specs, open_network
+from ffzero_lab.hardware import rig as rig_module
 from ffzero_lab.hardware.rig import RigIO
 from ffzero_lab.instruments import PortRef
 
@@ -49,3 +50,24 @@ def test_ports_are_read_in_their_order_from_one_meter(io: RigIO) -> None:
     np.testing.assert_allclose(some, every[:2], rtol=1e-6)  # ports 1..2 of a 4-port meter
     backwards = io.read_ports(tuple(PortRef(instrument="meter", port=p) for p in (4, 3, 2, 1)))
     np.testing.assert_allclose(backwards, every[::-1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("same", [[], [2, 5], list(range(16))])
+def test_a_few_channels_are_added_up_in_floats_as_numpy_adds_them(io: RigIO, same: list[int],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    channels = np.arange(16, dtype=np.intp)
+    io.volts["heaters"][:16] = now = rng.uniform(0.0, 3.0, 16)  # as if written (the rig's record only)
+    values = rng.uniform(0.0, 3.0, 16)
+    values[same] = now[same]
+    small = io._changes("heaters", channels, values)
+    monkeypatch.setattr(rig_module, "SMALL_WRITE", 0)
+    large = io._changes("heaters", channels, values)
+    if len(same) == 16:
+        assert small is None and large is None
+        return
+    assert small is not None and large is not None
+    for a, b in zip(small[:3], large[:3], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert small[0].size == 16 - len(same)
+    np.testing.assert_allclose(small[3:], large[3:], rtol=1e-12)
