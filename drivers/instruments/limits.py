@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ffzero_lab.contract import ParameterRangeError
 from ffzero_lab.instruments import ChannelLimits, LimitError, PowerBudgetError
+from ffzero_lab.instruments import PowerBudget as PowerBudget  # re-exported: it lives with the contract now
 
 Unit = Literal["V", "mA"]
 
@@ -202,55 +203,3 @@ def power_ordered_steps(old_V: NDArray[np.float64], new_V: NDArray[np.float64]) 
     crossing = (np.sign(old_V) * np.sign(new_V)) < 0
     falling = ~crossing & (np.abs(new_V) < np.abs(old_V))
     return falling, crossing
-
-
-class PowerBudget:
-    """The rig's total heater power budget, shared by every heater instrument of the rig.
-
-    Each heater driver records what its channels draw; a write is checked against the budget
-    minus what the others draw (:func:`check_power_budget`).
-
-    Args:
-        budget_W: the budget, W.
-    """
-
-    def __init__(self, budget_W: float) -> None:
-        self.budget_W = float(budget_W)
-        self._drawn_W: dict[str, float] = {}
-
-    def others_W(self, instrument: str) -> float:
-        """Power drawn by every instrument but ``instrument``, W."""
-        drawn = self._drawn_W
-        if len(drawn) == 1 and instrument in drawn:  # a budget of one instrument (the usual private one)
-            return 0.0
-        return sum(w for name, w in drawn.items() if name != instrument)
-
-    def check(self, instrument: str, channel_power_W: NDArray[np.float64]) -> float:
-        """Total power if ``instrument`` drew ``channel_power_W``; raises PowerBudgetError."""
-        return check_power_budget(instrument, channel_power_W, self.budget_W, self.others_W(instrument))
-
-    def check_total(self, instrument: str, power_W: float, others_W: float | None = None) -> float:
-        """Total power if ``instrument`` drew ``power_W`` in all, W; raises PowerBudgetError.
-        ``others_W``: :meth:`others_W`, if the caller has it already."""
-        total = (self.others_W(instrument) if others_W is None else others_W) + power_W
-        if not total <= self.budget_W:
-            raise PowerBudgetError(instrument, total, self.budget_W)
-        return total
-
-    def fits(self, instrument: str, power_W: float, others_W: float | None = None) -> bool:
-        """Whether ``instrument`` may draw ``power_W`` in all, W, with what the others draw
-        (``others_W``: :meth:`others_W`, if the caller has it already)."""
-        return (self.others_W(instrument) if others_W is None else others_W) + power_W <= self.budget_W
-
-    def record(self, instrument: str, channel_power_W: NDArray[np.float64]) -> None:
-        """Note what ``instrument``'s channels draw now."""
-        self.record_total(instrument, float(np.sum(channel_power_W)))
-
-    def record_total(self, instrument: str, power_W: float) -> None:
-        """Note what ``instrument`` draws now in all, W."""
-        self._drawn_W[instrument] = power_W
-
-    @property
-    def drawn_W(self) -> float:
-        """Total power drawn now, W."""
-        return sum(self._drawn_W.values())

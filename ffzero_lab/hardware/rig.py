@@ -24,7 +24,8 @@ import numpy as np
 import pyvisa
 from numpy.typing import NDArray
 
-from ..instruments import InstrumentError, PortRef, PowerBudgetError, RigConfig, open_instrument, resource_manager
+from ..instruments import (InstrumentError, PortRef, PowerBudget, PowerBudgetError, RigConfig, open_instrument,
+                           resource_manager)
 from .spec import group_by_instrument
 from .waits import wait_s
 
@@ -69,6 +70,8 @@ class RigIO:
         self.counters = RigCounters()
         self.rm: pyvisa.ResourceManager = resource_manager(rig, source)
         self.drivers: dict[str, Any] = {}
+        #: one budget for every heater driver, so each driver's own check counts the whole rig
+        self.budget = PowerBudget(rig.power_budget_W)
         self.heaters = [n for n, inst in rig.instruments.items() if inst.channels is not None]
         self.resistance_ohm = {n: np.array([lim.resistance_ohm for lim in rig.heater_channel_limits(n)])
                                for n in self.heaters}
@@ -89,7 +92,7 @@ class RigIO:
 
     # -- instruments ------------------------------------------------------------------------
     def _open(self, name: str) -> Any:
-        driver = open_instrument(self.rig, name, self.rm, self.source)
+        driver = open_instrument(self.rig, name, self.rm, self.source, self.budget)
         if driver.kind == "power_meter":
             driver.configure()
         return driver

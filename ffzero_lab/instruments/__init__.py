@@ -20,9 +20,11 @@ numbers them; power-meter ports from 1, as the Keysight N774x numbers them.
 | :mod:`.loader` | file -> validated :class:`RigConfig`, drivers resolved |
 | :mod:`.driver` | the driver protocol, ``module:Class`` resolution, limits vs. the instrument |
 | :mod:`.connect` | the VISA backend and opening a driver on its resource |
+| :mod:`.budget` | :class:`PowerBudget`, the rig's power budget shared by its heater drivers |
 | :mod:`.errors` | :class:`InstrumentError`, :class:`LimitError`, :class:`PowerBudgetError` |
 """
 
+from .budget import PowerBudget
 from .config import (
     ChannelLimits,
     ChannelLimitsOverride,
@@ -60,6 +62,7 @@ __all__ = [
     "LimitError",
     "PortRef",
     "PowerMeterInstrument",
+    "PowerBudget",
     "PowerBudgetError",
     "RigConfig",
     "check_driver",

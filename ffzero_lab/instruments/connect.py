@@ -8,6 +8,7 @@ from pathlib import Path
 import pyvisa
 
 from ..errors import ConfigError
+from .budget import PowerBudget
 from .config import RigConfig
 from .driver import InstrumentDriver, resolve_driver_class
 from .errors import InstrumentError
@@ -29,8 +30,12 @@ def resource_manager(rig: RigConfig, source: str = "instruments") -> pyvisa.Reso
         raise ConfigError(f"cannot load VISA library {rig.visa_library!r}: {message}", source, "visa_library") from None
 
 
-def open_instrument(rig: RigConfig, name: str, rm: pyvisa.ResourceManager, source: str = "instruments") -> InstrumentDriver:
+def open_instrument(rig: RigConfig, name: str, rm: pyvisa.ResourceManager, source: str = "instruments",
+                    budget: PowerBudget | None = None) -> InstrumentDriver:
     """Open instrument ``name``'s resource and build its driver. Nothing is written to it.
+
+    ``budget``: the rig's power budget, shared by all its heater drivers (a heater driver given
+    none keeps a private one, which counts only its own channels).
 
     Raises:
         ConfigError: the driver cannot be found.
@@ -46,4 +51,6 @@ def open_instrument(rig: RigConfig, name: str, rm: pyvisa.ResourceManager, sourc
     except (pyvisa.errors.Error, OSError, ValueError) as exc:
         description = " ".join((getattr(exc, "description", None) or str(exc) or type(exc).__name__).split())
         raise InstrumentError(f"cannot open resource {inst.resource!r}: {description}", name) from None
+    if budget is not None and driver.kind == "heater":
+        return driver.from_config(resource, name, rig, budget=budget)
     return driver.from_config(resource, name, rig)

@@ -65,7 +65,8 @@ class InstrumentDriver(Protocol):
 class HeaterInstrument(InstrumentDriver, Protocol):
     """A driver of ``kind = "heater"``: per-channel voltages, every write checked against the
     channel limits and the power budget before a byte is sent (raising ``LimitError`` /
-    ``PowerBudgetError`` with nothing written)."""
+    ``PowerBudgetError`` with nothing written). Its ``from_config`` also takes ``budget=``, the
+    rig's :class:`~.budget.PowerBudget` shared with the rig's other heater drivers."""
 
     @property
     def channels(self) -> int:

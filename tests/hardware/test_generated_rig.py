@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from drivers.emulated.rig import EmulatedRig
 from drivers.emulated.server import Fault
 from drivers.instruments.qontrol import QontrolError
+from ffzero_lab.instruments import PowerBudgetError
 from ffzero_lab.cli import app
 from ffzero_lab.hardware import load_specs, open_network
 from ffzero_lab.hardware.build import haar_phases
@@ -135,4 +136,23 @@ def test_meshes_start_haar_random_unless_told_otherwise(served: tuple[EmulatedRi
     try:
         assert far_power(network.layers[0].get_parameters()) < 0.45
     finally:
+        network.close()
+
+
+def test_the_heater_drivers_of_a_rig_share_one_power_budget(served: tuple[EmulatedRig, Path]) -> None:
+    rig, instruments = served
+    config, specs = load_specs(instruments)
+    network = open_network(config, specs, seed=0)
+    try:
+        first, second = network.rig.drivers["mesh0"], network.rig.drivers["mesh1"]
+        assert first.budget is second.budget is network.rig.budget
+        first.set_voltages_V(np.arange(4), np.full(4, 2.0))  # 4 x 4 V^2 / 500 ohm = 32 mW on mesh0
+        assert second.budget.others_W("mesh1") == pytest.approx(0.032)
+        network.rig.budget.budget_W = 0.040  # mesh1 alone could draw 32 mW more, the rig not
+        with pytest.raises(PowerBudgetError, match="mesh1"):
+            second.set_voltages_V(np.arange(4), np.full(4, 2.0))  # asked of the driver, not through the rig
+        np.testing.assert_array_equal(rig.heaters["mesh1"].volts[:4], 0.0)  # nothing was written
+    finally:
+        network.rig.budget.budget_W = config.power_budget_W
+        network.safe_state()
         network.close()
