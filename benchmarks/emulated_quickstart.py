@@ -196,6 +196,9 @@ def main() -> None:
     rig_like = train_direct(overrides, rig_like=True)[0] if args.join == "electrical" else None
     protocol, _ = load_protocol(PROTOCOL, overrides)
     act = ActivationSettings.model_validate(protocol.network.activation)
+    if args.join == "optical" and (act.kind != "electro-optic" or act.alpha <= 0):
+        parser.error("an optical join needs the protocol's electro-optic activation with alpha > 0 (its tapped "
+                     "light is what the first mesh's detectors read)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = write_emulated_rig(folder, 64, 2, seed=args.chip_seed, noise=0.0, latency_s=args.latency_ms / 1e3,

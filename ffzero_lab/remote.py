@@ -171,6 +171,11 @@ class RigServer:
             stage = self.network.stages[request["index"]]
             signal = _array(frames[0])
             return {"ok": True}, [_npy(signal if stage is None else stage(signal))]
+        if op == "propagate_settings":  # the whole network: the served network knows how its layers are joined
+            inputs, settings = _array(frames[0]), [_array(f) for f in frames[1:]]
+            return {"ok": True}, [_npy(self.network.propagate_settings(inputs, settings))]
+        if op == "layer_inputs":
+            return {"ok": True}, [_npy(self.network.layer_inputs(int(request["layer"]), _array(frames[0])))]
         layer = self.network.layers[request["layer"]]
         if op == "get_parameters":
             return {"ok": True}, [_npy(layer.get_parameters())]
@@ -289,6 +294,19 @@ class RemoteNetwork(Network):
         stages = [RemoteStage(self.client, i) if present else None for i, present in enumerate(info["stages"])]
         super().__init__(layers, stages)
         self.description = {"rig": address, "curve": keys is not None, "served": info.get("description") or {}}
+
+    def propagate_settings(self, inputs: NDArray[np.generic],
+                           settings: list[NDArray[np.floating]]) -> NDArray[np.float64]:
+        """Evaluated by the served network as a whole (a rig whose meshes are joined optically
+        writes every mesh's setting together; layer by layer from here it could not)."""
+        frames = [_npy(inputs), *(_npy(np.asarray(s)) for s in settings)]
+        return _array(self.client.request("propagate_settings", frames)[1][0])
+
+    def layer_inputs(self, layer: int, inputs: NDArray[np.generic], chunk: int = 4096) -> NDArray[np.generic]:
+        """Computed by the served network (which knows what it need not measure), in chunks."""
+        return np.concatenate([_array(self.client.request("layer_inputs", [_npy(inputs[start:start + chunk])],
+                                                          layer=layer)[1][0])
+                               for start in range(0, len(inputs), chunk)]) if layer else inputs
 
     def safe_state(self) -> None:
         try:

@@ -38,7 +38,7 @@ class ActivationSettings(BaseModel):
 
     alpha: float = Field(0.1, gt=0, lt=1, description="Power fraction tapped to each mode's photodiode (what the "
                          "feeding mesh's detectors read).")
-    gain_rad_per_W: float = Field(0.0, ge=0, description="Modulator phase per watt of the mode's power, rad/W.")
+    gain_rad_per_W: float = Field(0.0, description="Modulator phase per watt of the mode's power, rad/W.")
     bias_phase_rad: float = Field(0.0, description="Modulator bias phase phi_b, rad.")
 
     def __call__(self, fields: NDArray[np.complex128]) -> NDArray[np.complex128]:

@@ -120,7 +120,5 @@ def open_network(rig: RigConfig, specs: list[LayerSpec], seed: int, source: str 
     layers: list[HardwareMesh] = []
     for spec, phases in zip(specs, initial, strict=True):
         feeder = layers[-1] if spec.optical else None
-        if feeder is not None:
-            feeder.passes_light = True
         layers.append(HardwareMesh(spec, io, np.asarray(phases, dtype=np.float64), feeder))
     return HardwareNetwork(layers, io, specs, rig)

@@ -256,16 +256,17 @@ def run_calibration(rig: RigConfig, source: str, target: Path, points: int = 24,
     """Calibrate every mesh of ``rig`` and write ``target`` (and one PNG per channel into ``plots``).
 
     Raises:
-        ConfigError: the file maps no mesh fully, a mesh is fed optically (no modulators of its
-            own to sweep it through), or the sweeps would not fit the power budget.
+        ConfigError: the file maps no mesh fully, or the sweeps would not fit the power budget.
+            A mesh fed optically (no modulators of its own to sweep it through) is skipped with a
+            warning: its laws must be given in the calibration file.
         InstrumentError, LimitError: from the instruments; the heaters are made safe first.
     """
     specs = layer_specs(rig, _placeholder(rig), source)
     for spec in specs:
         if spec.optical:
-            raise ConfigError("calibrate sweeps every mesh through its own input modulators; this mesh is fed "
-                              "optically and has none (calibrate its chip with every mesh on modulators, or give "
-                              "its laws in the calibration file)", source, f"{spec.where}.input")
+            progress(f"[yellow]warning[/]: {spec.where} is fed optically and has no input modulators to sweep it "
+                     "through: not calibrated; give its channels' laws in the calibration file")
+    specs = [spec for spec in specs if not spec.optical]  # never all: the first mesh has modulators
     check_sweeps(rig, specs, source)
     io = RigIO(rig, source) if sleep is None else RigIO(rig, source, sleep)
     result = CalibrationResult(CalibrationFile(rig=rig.name, created=datetime.now().isoformat(timespec="seconds")))

@@ -73,7 +73,7 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
 
     Attributes:
         passes_light: the next mesh is fed optically by this one, so the signal passed on is
-            this mesh's input (set by the network that builds the meshes).
+            this mesh's input (set when that mesh is built with this one as its feeder).
     """
 
     def __init__(self, spec: LayerSpec, rig: RigIO, initial: NDArray[np.floating],
@@ -82,6 +82,8 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
             raise ValueError(f"{spec.where}: an optically fed mesh needs the mesh before it, and only it")
         self.spec, self.rig, self.feeder = spec, rig, feeder
         self.passes_light = False
+        if feeder is not None:
+            feeder.passes_light = True
         self.in_features = self.ports = self.out_features = spec.modes
         self._bounds = ParameterBounds.phases(len(spec.names), spec.names)
         self._theta = self._bounds.apply(initial)
@@ -151,6 +153,10 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
         elif [mesh for mesh, _ in held] != self.upstream:
             raise ValueError(f"{self.spec.where}: held phases must name the meshes whose light reaches it")
         held = [(mesh, mesh._bounds.apply(np.atleast_2d(phases))) for mesh, phases in held]
+        for mesh, phases in held:
+            if phases.shape != (s_count, mesh.n_params):
+                raise ValueError(f"{self.spec.where}: {mesh.spec.where}'s held phases have shape {phases.shape}, "
+                                 f"not ({s_count}, {mesh.n_params})")
         modulators = self.source.spec.modulators
         batch = volts_in.shape[-2]
         taps = np.empty((s_count, batch, self.ports))

@@ -74,12 +74,18 @@ def emulated(start_rig: Callable[..., EmulatedRig]) -> EmulatedRig:
 
 
 @contextmanager
-def served_generated_rig(folder: Path, modes: int, layers: int, **options: Any) -> Iterator[tuple[EmulatedRig, Path]]:
-    """A rig written by ``write_emulated_rig(folder, modes, layers, **options)``, served on free ports
-    (stopped on exit), and an instruments file pointing at it with no settle waits."""
+def served_generated_rig(folder: Path, modes: int, layers: int, edit: Callable[[dict[str, Any]], None] | None = None,
+                         **options: Any) -> Iterator[tuple[EmulatedRig, Path]]:
+    """A rig written by ``write_emulated_rig(folder, modes, layers, **options)`` (its instruments
+    file changed by ``edit`` first, if given), served on free ports (stopped on exit), and an
+    instruments file pointing at it with no settle waits."""
     from drivers.emulated.generate import write_emulated_rig
 
     paths = write_emulated_rig(folder, modes, layers, **options)
+    if edit is not None:
+        document = yaml.safe_load(paths["instruments"].read_text())
+        edit(document)
+        paths["instruments"].write_text(yaml.safe_dump(document))
     with EmulatedRig.from_file(paths["rig"], any_port=True) as rig:
         document = yaml.safe_load(paths["instruments"].read_text())
         for name, resource in rig.resources.items():

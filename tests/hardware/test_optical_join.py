@@ -135,8 +135,74 @@ def test_run_trains_an_optically_joined_chip(served, tmp_path: Path) -> None:
     assert all((h.volts == 0).all() for h in rig.heaters.values())
 
 
-def test_calibrate_refuses_an_optically_fed_mesh(tmp_path: Path) -> None:
-    paths = write_emulated_rig(tmp_path, N, 2, join="optical")
-    with pytest.raises(ConfigError, match="fed optically") as error:
-        run_calibration(load_rig(paths["instruments"]), "instruments.yaml", tmp_path / "out.yaml")
-    assert "layers[1].input" in str(error.value)
+def test_calibrate_skips_an_optically_fed_mesh_and_says_so(served, tmp_path: Path) -> None:
+    rig, instruments = served
+    lines: list[str] = []
+    run_calibration(load_rig(instruments), "instruments.yaml", tmp_path / "out.yaml", points=8, starts=4,
+                    progress=lines.append)
+    assert any("layers[1] is fed optically" in line and "not calibrated" in line for line in lines)
+    calibrated = yaml.safe_load((tmp_path / "out.yaml").read_text())["channels"]
+    assert sorted(calibrated) == ["mesh0"] and len(calibrated["mesh0"]) == N * N + N  # its phases and modulators
+    assert all((h.volts == 0).all() for h in rig.heaters.values())
+
+
+def test_a_served_optical_rig_is_evaluated_as_a_whole_by_the_server(served) -> None:
+    """Through serve / run --rig, BP+DD's whole-network evaluation and layer_inputs are the served
+    network's own: a client going layer by layer would leave the first mesh at its current phases."""
+    import threading
+
+    from test_remote import free_port  # tests/ is on sys.path
+
+    from ffzero_lab.remote import RemoteNetwork, RigServer
+
+    _, instruments = served
+    config, specs = load_specs(instruments)
+    network = open_network(config, specs, seed=0)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    server = RigServer(network, address, lease_s=30.0)
+    thread = threading.Thread(target=server.serve, kwargs={"stop_after_s": 4.0})
+    thread.start()
+    try:
+        remote = RemoteNetwork(address, timeout_s=10.0)
+        rng = np.random.default_rng(6)
+        s0, s1 = (rng.uniform(0, 2 * np.pi, (2, len(s.names))) for s in specs)
+        inputs = rng.uniform(0, 1, (3, N))
+        taps = remote.propagate_settings(inputs, [s0, s1])
+        expected = chip_model(specs, s0, s1, inputs)[1]
+        np.testing.assert_allclose(taps, expected, rtol=0, atol=2e-3 * expected.max())
+        np.testing.assert_array_equal(remote.layer_inputs(1, inputs), inputs)
+        remote.safe_state()
+    finally:
+        thread.join()
+        server.close()
+        network.close()
+
+
+def test_a_mixed_chain_optical_then_electrical(tmp_path: Path) -> None:
+    """mesh0 (modulators) -> mesh1 (optical) -> mesh2 (its own modulators, set from mesh1's detectors)."""
+    def make_mesh1_optical(doc: dict) -> None:
+        doc["layers"][1]["input"] = "optical"
+        del doc["layers"][1]["modulators"]
+
+    with served_generated_rig(tmp_path, N, 3, edit=make_mesh1_optical, seed=5, activation=ACTIVATION) as (_, live):
+        config, specs = load_specs(live)
+        network = open_network(config, specs, seed=0)
+        try:
+            assert [(m.passes_light, m.source.spec.index) for m in network.layers] == [(True, 0), (False, 0), (False, 2)]
+            rng = np.random.default_rng(3)
+            settings = [rng.uniform(0, 2 * np.pi, (3, len(s.names))) for s in specs]
+            x = rng.uniform(0, 1, (2, N))
+            _, taps1 = chip_model(specs, settings[0], settings[1], x)
+            amplitudes = np.sqrt(taps1 / taps1.sum(axis=-1, keepdims=True))  # what mesh1's detectors pass on
+            fields = np.sqrt(1e-3 / N) * modulator_field(2 * np.arcsin(amplitudes))
+            expected = np.abs(np.einsum("snm,sbm->sbn", MeshOptics(N, list(specs[2].names)).matrices(settings[2]),
+                                        fields)) ** 2
+            got = network.propagate_settings(x, settings)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=3e-3 * expected.max())
+            current = [m.get_parameters()[None] for m in network.layers]
+            _, now1 = chip_model(specs, current[0], current[1], x)
+            np.testing.assert_allclose(network.layer_inputs(2, x), np.sqrt(now1 / now1.sum(-1, keepdims=True))[0],
+                                       rtol=0, atol=3e-3)
+        finally:
+            network.safe_state()
+            network.close()
