@@ -288,6 +288,7 @@ class HeaterDriver(VisaInstrument):
         """
         assert self._volts is not None and self._power_W is not None
         where = channels if index is None else index
+        total_before = self._total_W
         self._volts[where] = volts
         self._power_W[where] = power_W
         self._total_W = float(self._power_W.sum())
@@ -295,6 +296,8 @@ class HeaterDriver(VisaInstrument):
             self._write_values(channels, values, unit)
         except BaseException:
             self._volts = None  # unknown: the next write reads the instrument first
+            # part of it may have been taken: the rig's other heaters count the larger total till then
+            self.budget.record_total(self.name, max(total_before, self._total_W))
             raise
         self.budget.record_total(self.name, self._total_W)
 

@@ -77,6 +77,7 @@ class RigIO:
                                for n in self.heaters}
         self.safe_V = {n: np.array([lim.safe_V for lim in rig.heater_channel_limits(n)]) for n in self.heaters}
         self.volts: dict[str, NDArray[np.float64]] = {}
+        self._stale: set[str] = set()  # instruments whose last write failed: read before the next one
         self._drawn_W = 0.0  # what every heater draws now, W (kept with each write, summed afresh when all are set)
         # per sequence of ports read: (it, meter -> (positions, indices), the meter when it is the
         # only one and they are its ports 1..n in order, else None)
@@ -85,10 +86,17 @@ class RigIO:
             for name in rig.instruments:
                 self.drivers[name] = self._open(name)
             for name in self.heaters:
-                self._note_volts(name, self.call(name, lambda d: np.asarray(d.read_voltages_V(), dtype=np.float64)))
+                self._note_volts(name, self.call(name, self._read_all))
         except BaseException:
             self.close()
             raise
+
+    @staticmethod
+    def _read_all(driver: Any) -> NDArray[np.float64]:
+        """Every channel's output, V; a driver that keeps a power account (``sync_state``) counts
+        it into the rig's shared budget as it reads."""
+        sync = getattr(driver, "sync_state", None)
+        return np.asarray(driver.read_voltages_V() if sync is None else sync(), dtype=np.float64)
 
     # -- instruments ------------------------------------------------------------------------
     def _open(self, name: str) -> Any:
@@ -158,6 +166,9 @@ class RigIO:
         """
         changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]] = {}
         change_W = rise_W = 0.0  # the heaters' change of power, and the sum of its rises, W
+        for name in self._stale.intersection(targets):  # a write failed there: read what it holds
+            self._note_volts(name, self.call(name, self._read_all))
+            self._stale.discard(name)
         for name, (channels, values) in targets.items():
             found = self._changes(name, channels, values)
             if found is not None:
@@ -180,7 +191,10 @@ class RigIO:
                     try:
                         self.call(name, lambda d, c=channels, v=values: d.set_voltages_V(c, v))
                     except BaseException:
-                        self.volts[name][channels] = before  # not written
+                        # part of it may have been taken (a pipelined or two-step write): until the
+                        # instrument is read again, count each channel at the larger power of the two
+                        self.volts[name][channels] = np.where(np.abs(values) > np.abs(before), values, before)
+                        self._stale.add(name)
                         raise
         except BaseException:
             self._drawn_W = self.power_W()  # of what was written

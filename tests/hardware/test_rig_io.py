@@ -30,16 +30,20 @@ def io(emulated: EmulatedRig, tmp_path: Path) -> Iterator[RigIO]:
         network.close()
 
 
-def test_a_refused_write_leaves_the_rigs_record_of_the_heaters_as_it_was(emulated: EmulatedRig, io: RigIO) -> None:
+def test_after_a_refused_write_the_rig_counts_the_worse_case_until_it_reads_the_instrument_again(
+        emulated: EmulatedRig, io: RigIO) -> None:
     channels = np.arange(16, 20, dtype=np.intp)
     assert io.write({"heaters": (channels, np.full(4, 1.0))}, "input")
     drawn = io.power_W()
     emulated.inject("heaters", Fault("VVEC16=*", reply="E01:17", count=1))  # over-voltage: not retried
     with pytest.raises(QontrolError, match="E01"):
         io.write({"heaters": (channels, np.full(4, 2.0))}, "input")
-    np.testing.assert_array_equal(io.volts["heaters"][16:], 1.0)
-    assert io.power_W() == drawn
-    assert io.write({"heaters": (channels, np.full(4, 2.0))}, "input")  # the driver reads its state first
+    np.testing.assert_array_equal(io.volts["heaters"][16:], 2.0)  # part of it might have been taken
+    assert io.power_W() > drawn
+    # the instrument is read first: it still holds 1 V, so asking for 1 V again writes nothing
+    assert not io.write({"heaters": (channels, np.full(4, 1.0))}, "input")
+    assert io.power_W() == pytest.approx(drawn)
+    assert io.write({"heaters": (channels, np.full(4, 2.0))}, "input")
     np.testing.assert_array_equal(emulated.heaters["heaters"].volts[16:20], 2.0)
 
 

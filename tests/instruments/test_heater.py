@@ -96,14 +96,14 @@ def test_new_limits_or_vector_max_take_effect_at_the_next_write() -> None:
     fake.assert_done()
 
 
-def test_after_a_failed_write_the_state_is_read_again_and_the_budget_keeps_what_was_drawn() -> None:
+def test_after_a_failed_write_the_budget_counts_the_worse_case_until_the_state_is_read_again() -> None:
     budget = PowerBudget(1.0)
     fake = ExpectedProtocol([*state(["1.0000", "0.0000"]), ("VVEC0=2.0000,2.0000", "E15:00"),
                              *state(["1.0000", "0.0000"]), ("V1=1.0000", "OK")])
     q = Qontrol(fake, "q8", heater_limits(2), budget)
     with pytest.raises(QontrolError, match="E15"):
         q.set_voltages_V([0, 1], [2.0, 2.0])
-    assert budget.drawn_W == pytest.approx(0.002)  # 1 V on 500 ohm, as read: the write did not count
-    q.set_voltage_V(1, 1.0)  # reads every channel first
+    assert budget.drawn_W == pytest.approx(0.016)  # 2 x 2 V on 500 ohm: part of it might have been taken
+    q.set_voltage_V(1, 1.0)  # reads every channel first (1 V, 0 V: 2 mW), then writes
     assert budget.drawn_W == pytest.approx(0.004)
     fake.assert_done()
