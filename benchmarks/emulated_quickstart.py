@@ -5,31 +5,36 @@ the same overrides (``--epochs`` sets ``train.epochs`` on both; ``--set`` adds m
 
 * direct: the simulated chip of the protocol's ``device`` section (preset ``ideal``), as
   ``ffzero-lab dry-run`` trains it;
-* rig: an emulated rig of two 64-mode meshes written by ``ffzero-lab instruments emulated-rig``
-  (Qontrol heater chains of 4160 channels, eight N7745A meters per mesh), served by
-  ``ffzero-lab instruments emulate`` in a subprocess on 127.0.0.1 (stopped by its pid), trained
-  through pyvisa-py sockets and the real drivers as ``ffzero-lab run --instruments`` does (the
-  set-point preflight included). The emulated chip is ideal too (ideal MZIs, reading noise 0).
+* rig: an emulated rig of two 64-mode meshes written by ``ffzero-lab instruments emulated-rig
+  --join optical`` (one chip: the second mesh fed by the first's light through the protocol's
+  electro-optic activation, as on the simulated chip; a Qontrol heater chain of 4160 channels for
+  the first mesh, 4096 for the second, eight N7745A meters per mesh), served by ``ffzero-lab
+  instruments emulate`` in a subprocess on 127.0.0.1 (stopped by its pid), trained through
+  pyvisa-py sockets and the real drivers as ``ffzero-lab run --instruments`` does (the set-point
+  preflight included). The emulated chip is ideal too (ideal MZIs, reading noise 0).
 
 What the rig side is given, and why:
 
 * its calibration file holds the emulated chip's TRUE phase laws (the generator reads them from the
   emulator's chip model), not laws measured by ``ffzero-lab calibrate``, whose fit of the mesh
   phases' ``phi0`` does not scale to 64 modes;
-* its initial phases are not the rig's default (uniform, which leaves a banded mesh) but the
-  decomposition (Clements, ``ffzero_lab.hardware.fit.decompose``) of the simulator's initial
-  Haar-random matrix of each mesh into the rig's design, so that both sides start from the same
-  transfer matrix (equal up to output phases, which power meters cannot see).
+* its initial phases are not the rig's default (its own Haar draw) but the decomposition
+  (Clements, ``ffzero_lab.hardware.fit.decompose``) of the simulator's initial Haar-random matrix
+  of each mesh into the rig's design, the second mesh's corrected for the first's output phases,
+  so that both sides start from the same chain of transfer matrices.
 
 What still differs, by design of the two chips: the rig's input modulators are one-armed MZIs (an
-amplitude x comes with the phase asin(x)), the rig passes detected intensities from one mesh to
-the next (``sqrt(taps / sum taps)``) where the simulator passes fields through its electro-optic
-activation, and heater voltages are written on a 0.1 mV grid. A third, diagnostic row trains the
-same simulated chip with its inputs and its joins made the rig's (``join_as_the_rig``): it tells
-the difference the chips' design makes from what the rig's software does.
+amplitude x comes with the phase asin(x), which on an optical chip reaches the second mesh too)
+where the simulator sets real amplitudes, heater voltages are written on a 0.1 mV grid, and the
+two chips parametrise an MZI differently (the rig's ``phi`` at its input, neurophox's at its
+output), so the two training runs take different paths from the same start.
 
-Usage: uv run python benchmarks/emulated_quickstart.py [--epochs 3] [--seed 0] [--latency-ms 0]
-       [--settle-ms 0] [--set FIELD=VALUE ...]
+``--join electrical`` gives each mesh its own modulators instead (set from the first mesh's
+detectors: intensities, phases lost) and adds a diagnostic row: the simulated chip with its
+inputs and joins made that rig's (``join_as_the_rig``).
+
+Usage: uv run python benchmarks/emulated_quickstart.py [--epochs 3] [--seed 0] [--chip-seed 0]
+       [--join optical|electrical] [--latency-ms 0] [--settle-ms 0] [--set FIELD=VALUE ...]
 
 Prints a table, then as its last line one JSON object with the same figures.
 """
@@ -105,7 +110,9 @@ def rig_phases(specs: list[LayerSpec], matrices: list[np.ndarray]) -> list[np.nd
     A decomposition equals its matrix up to output phases ``D`` (``D U_rig = U``). Power meters
     cannot see them, but an optically fed mesh can: it is given ``U D`` instead, so that the chain
     ``U'_1 f(U_rig x) = U'_1 D^-1 f(U x)`` equals the simulator's ``U_1 f(U x)`` up to output phases
-    again (the activation f acts on each mode's power, so a phase per mode passes through it)."""
+    again (the activation f acts on each mode's power, so a phase per mode passes through it). The
+    same transfer matrices, that is: the rig's one-armed modulators still give x a phase the
+    simulator's inputs have not."""
     phases, d = [], None
     for spec, matrix in zip(specs, matrices, strict=True):
         u = matrix.T if d is None or not spec.optical else matrix.T @ np.diag(d)
