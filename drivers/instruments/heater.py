@@ -39,8 +39,9 @@ from .limits import (
 _INTP = np.dtype(np.intp)
 _FLOAT = np.dtype(np.float64)
 
-#: Channel lists a driver remembers (:class:`ChannelSelection`) before it starts afresh.
-SELECTIONS_MAX = 1024
+#: Channel lists a driver remembers (:class:`ChannelSelection`) before it starts afresh: few, since
+#: a list of a whole 64-mode mesh holds ~130 kB and the lists that recur are few (a mesh, its inputs).
+SELECTIONS_MAX = 64
 
 
 class ChannelSelection:

@@ -208,7 +208,7 @@ class Qontrol(HeaterDriver):
 LinePlan = tuple["NDArray[np.intp] | None", list[tuple[int, int, int, str, str]]]
 
 #: Channel lists a Qontrol driver remembers the lines of before it starts afresh.
-LINE_PLANS_MAX = 1024
+LINE_PLANS_MAX = 64
 
 
 def line_plan(channels: NDArray[np.intp], longest: int, digits: int) -> LinePlan:
