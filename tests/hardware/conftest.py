@@ -96,6 +96,20 @@ def served_generated_rig(folder: Path, modes: int, layers: int, edit: Callable[[
         yield rig, live
 
 
+@contextmanager
+def opened_rig(instruments: Path, seed: int = 0, **options: Any) -> Iterator[tuple[Any, list[Any]]]:
+    """The network of an instruments file (open_network) and its meshes; left safe and closed on exit."""
+    from ffzero_lab.hardware import load_specs, open_network
+
+    config, specs = load_specs(instruments)
+    network = open_network(config, specs, seed=seed, **options)
+    try:
+        yield network, specs
+    finally:
+        network.safe_state()
+        network.close()
+
+
 def corners_data(folder: Path, n_train: int = 256, n_test: int = 128, seed: int = 0) -> Path:
     """A 4-class task for a 4-mode chip, as IDX files in ``folder/corners/``: 2 x 2 images whose
     brightest pixel (180-255, the others 0-89) is the class. Chance is 0.25. Returns ``folder``."""

@@ -21,7 +21,7 @@ from ffzero_lab.hardware.build import haar_phases
 from ffzero_lab.hardware.fit import decompose
 from ffzero_lab.hardware.optics import MeshOptics, mesh_phase_names
 
-from .conftest import served_generated_rig
+from .conftest import opened_rig, served_generated_rig
 
 N = 12  # modes of the served rig's meshes
 
@@ -87,9 +87,7 @@ def test_a_rig_can_start_from_a_given_transfer_matrix(served: tuple[EmulatedRig,
 
 def test_a_pipelined_error_reply_is_raised_after_every_reply_is_read(served: tuple[EmulatedRig, Path]) -> None:
     rig, instruments = served
-    config, specs = load_specs(instruments)
-    network = open_network(config, specs, seed=0)
-    try:
+    with opened_rig(instruments) as (network, _):
         driver = network.rig.drivers["mesh0"]
         assert driver.settings.pipeline == 4 and driver.settings.vector_max == 32
         rig.inject("mesh0", Fault("VVEC32=*", reply="E01:32", count=1))
@@ -97,9 +95,6 @@ def test_a_pipelined_error_reply_is_raised_after_every_reply_is_read(served: tup
             driver.set_voltages_V(np.arange(80), np.full(80, 1.0))  # 3 lines in one batch, the 2nd refused
         driver.set_voltages_V(np.arange(80), np.full(80, 1.5))  # the link is still in step
         np.testing.assert_allclose(driver.read_voltages_V(np.arange(80)), 1.5)
-    finally:
-        network.safe_state()
-        network.close()
 
 
 def test_the_generator_is_found_by_entry_point_or_dotted_path(tmp_path: Path) -> None:
@@ -141,9 +136,7 @@ def test_meshes_start_haar_random_unless_told_otherwise(served: tuple[EmulatedRi
 
 def test_the_heater_drivers_of_a_rig_share_one_power_budget(served: tuple[EmulatedRig, Path]) -> None:
     rig, instruments = served
-    config, specs = load_specs(instruments)
-    network = open_network(config, specs, seed=0)
-    try:
+    with opened_rig(instruments) as (network, _):
         first, second = network.rig.drivers["mesh0"], network.rig.drivers["mesh1"]
         assert first.budget is second.budget is network.rig.budget
         first.set_voltages_V(np.arange(4), np.full(4, 2.0))  # 4 x 4 V^2 / 500 ohm = 32 mW on mesh0
@@ -152,7 +145,3 @@ def test_the_heater_drivers_of_a_rig_share_one_power_budget(served: tuple[Emulat
         with pytest.raises(PowerBudgetError, match="mesh1"):
             second.set_voltages_V(np.arange(4), np.full(4, 2.0))  # asked of the driver, not through the rig
         np.testing.assert_array_equal(rig.heaters["mesh1"].volts[:4], 0.0)  # nothing was written
-    finally:
-        network.rig.budget.budget_W = config.power_budget_W
-        network.safe_state()
-        network.close()
