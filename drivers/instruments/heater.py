@@ -261,7 +261,7 @@ class HeaterDriver(VisaInstrument):
         if not sel.unipolar:
             self._maybe_negative = True
         # no order of these writes can cross the budget if every rising channel at its new power and
-        # every falling one at its old fit (peak_power_W); drawn + the new powers bounds that from above
+        # every falling one at its old fit (rising_power_W); drawn + the new powers bounds that from above
         if not crossing and (self.budget.fits(self.name, drawn_W + float(new_W.sum()), others_W)
                              or self.budget.fits(self.name, drawn_W + rising_power_W(self._power_W[index], new_W), others_W)):
             self._write_step(sel.channels, q, unit, new_V, new_W, index)  # one step: the end state fits too

@@ -1,4 +1,5 @@
-"""Pure checks on heater writes: quantisation, per-channel limits, the power budget, write order.
+"""Pure checks on heater writes: quantisation, per-channel limits, power bounds, write order (the
+budget itself is :class:`ffzero_lab.instruments.PowerBudget`, shared by a rig's heater drivers).
 
 Nothing here talks to an instrument; :class:`drivers.instruments.heater.HeaterDriver` runs these
 checks on every request before a single byte is written.
@@ -15,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ffzero_lab.contract import ParameterRangeError
-from ffzero_lab.instruments import ChannelLimits, LimitError, PowerBudgetError
+from ffzero_lab.instruments import ChannelLimits, LimitError
 from ffzero_lab.instruments import PowerBudget as PowerBudget  # re-exported: it lives with the contract now
 
 Unit = Literal["V", "mA"]
@@ -146,42 +147,16 @@ def check_channel_limits(
             raise LimitError(instrument, int(channels[i]), float(value[i]), float(limit[i]), shown_unit, what)
 
 
-def check_power_budget(instrument: str, channel_power_W: NDArray[np.float64], budget_W: float, other_W: float = 0.0) -> float:
-    """Total heater power if ``instrument``'s channels drew ``channel_power_W``.
-
-    Args:
-        instrument: the instrument about to be written (for the message).
-        channel_power_W: ``(channels,)`` power of each of its heaters after the write, W.
-        budget_W: the rig's total budget, W.
-        other_W: power drawn by the rig's other heater instruments, W.
-
-    Returns:
-        The total, W.
-
-    Raises:
-        PowerBudgetError: the total exceeds the budget (or is not a number).
-    """
-    total = other_W + float(np.sum(channel_power_W))
-    if not total <= budget_W:
-        raise PowerBudgetError(instrument, total, budget_W)
-    return total
-
-
-def peak_power_W(old_W: NDArray[np.float64], new_W: NDArray[np.float64]) -> float:
-    """Most power any order of writing the changed channels can draw on the way, W.
+def rising_power_W(old_W: NDArray[np.float64], new_W: NDArray[np.float64]) -> float:
+    """How much more than now any order of writing the changed channels can draw on the way, W.
 
     Each heater draws its old or its new power until and after its own write, so no state in
-    between exceeds ``sum(max(old, new))`` over the changed channels (plus the unchanged ones).
+    between exceeds ``sum(max(old, new))`` over the changed channels; less their present power,
+    that is ``sum(max(new - old, 0))``.
 
     Args:
         old_W, new_W: ``(k,)`` power of each changed heater before and after, W.
     """
-    return float(np.maximum(old_W, new_W).sum())
-
-
-def rising_power_W(old_W: NDArray[np.float64], new_W: NDArray[np.float64]) -> float:
-    """How much more than now any order of writing the changed channels can draw on the way, W:
-    :func:`peak_power_W` less the channels' present power, ``sum(max(new - old, 0))``."""
     return float(np.maximum(new_W - old_W, 0.0).sum())
 
 

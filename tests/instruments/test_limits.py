@@ -10,10 +10,8 @@ from hypothesis import strategies as st
 from drivers.instruments.limits import (
     PowerBudget,
     check_channel_limits,
-    check_power_budget,
     heater_power_W,
     on_grid_inside,
-    peak_power_W,
     power_ordered_steps,
     quantize_toward_zero,
     rising_power_W,
@@ -58,7 +56,8 @@ def test_on_grid_inside_leaves_a_product_that_rounded_up_to_the_usual_path() -> 
 
 def test_rising_power_is_the_peak_less_the_channels_present_power() -> None:
     old, new = np.array([0.01, 0.03, 0.0]), np.array([0.02, 0.01, 0.0])
-    assert rising_power_W(old, new) == pytest.approx(peak_power_W(old, new) - old.sum()) == pytest.approx(0.01)
+    peak = np.maximum(old, new).sum()  # each heater at the larger of its two powers
+    assert rising_power_W(old, new) == pytest.approx(peak - old.sum()) == pytest.approx(0.01)
 
 
 def test_channel_limits() -> None:
@@ -79,11 +78,14 @@ def test_channel_limits() -> None:
 def test_power_budget() -> None:
     power = heater_power_W(np.array([1.0, 2.0]), np.array([100.0, 200.0]))
     np.testing.assert_allclose(power, [0.01, 0.02])
-    assert check_power_budget("q", power, 0.05, other_W=0.02) == pytest.approx(0.05)
+    budget = PowerBudget(0.05)
+    budget.record("other", np.array([0.02]))
+    assert budget.check("q", power) == pytest.approx(0.05)
+    budget.record("other", np.array([0.03]))
     with pytest.raises(PowerBudgetError, match="'q': 0.06 W is above the limit power_budget_W"):
-        check_power_budget("q", power, 0.05, other_W=0.03)
+        budget.check("q", power)
     with pytest.raises(PowerBudgetError):
-        check_power_budget("q", np.array([np.nan]), 1.0)
+        PowerBudget(1.0).check("q", np.array([np.nan]))
 
 
 def test_a_shared_budget_counts_every_instrument() -> None:
