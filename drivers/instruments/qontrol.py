@@ -108,7 +108,11 @@ class Qontrol(HeaterDriver):
 
     def _command(self, command: str, channel: int | None = None) -> None:
         """Send a set command and insist on ``OK``."""
-        reply = self.query(command, channel)
+        self._expect_ok(self.query(command, channel), command, channel)
+
+    def _expect_ok(self, reply: str, command: str, channel: int | None) -> None:
+        """A set command's reply: ``OK``, else an error reply (QontrolError) or anything else
+        (InstrumentError), naming the command and channel."""
         if reply == "OK":
             return
         self._check(reply, command)  # an error reply raises QontrolError
@@ -164,9 +168,7 @@ class Qontrol(HeaterDriver):
             self.write_lines([command for command, _ in batch], batch[0][1])
             replies = [self.read_line(command, channel) for command, channel in batch]
             for (command, channel), reply in zip(batch, replies, strict=True):
-                if reply != "OK":
-                    self._check(reply, command)
-                    raise InstrumentError(f"expected OK, got {reply!r}", self.name, channel, command)
+                self._expect_ok(reply, command, channel)
 
     def _line_plan(self, channels: NDArray[np.intp]) -> LinePlan:
         """How a voltage write to ``channels`` is cut into lines (remembered per channel list)."""
