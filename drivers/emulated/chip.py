@@ -112,11 +112,6 @@ class EmulatedChip:
         self._state: object = None  # what the powers below were computed at
         self._powers: dict[int, NDArray[np.float64]] = {}  # layer -> output powers, W
 
-    def phase(self, instrument: str, channel: int, volts: dict[str, NDArray[np.float64]]) -> float:
-        """The phase of one heater channel at the instruments' voltages, rad."""
-        v = float(volts[instrument][channel])
-        return float(self.phi0_rad[instrument][channel] + self.k_rad_per_V2[instrument][channel] * v**2)
-
     def phases(self, refs: "Gathered", volts: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
         """The phases of channels ``refs`` at the instruments' voltages, rad, ``(n,)``."""
         out = np.empty(refs.size)
