@@ -151,10 +151,11 @@ def write_emulated_rig(folder: Path, modes: int, layers: int = 1, *, seed: int =
     if join not in ("electrical", "optical"):
         raise ValueError(f"join must be 'electrical' or 'optical', got {join!r}")
     folder.mkdir(parents=True, exist_ok=True)
-    chip = ChipSettings(seed=seed, p_pi_W=p_pi_W, noise=noise)
     act = activation or ElectroOptic()
-    chip.activation = ActivationSettings(alpha=act.alpha, bias_phase_rad=act.bias_phase,
-                                         gain_rad_per_W=act.gain * modes / chip.input_power_W)
+    input_power_W = ChipSettings.model_fields["input_power_W"].default
+    chip = ChipSettings(seed=seed, p_pi_W=p_pi_W, noise=noise, input_power_W=input_power_W,
+                        activation=ActivationSettings(alpha=act.alpha, bias_phase_rad=act.bias_phase,
+                                                      gain_rad_per_W=act.gain * modes / input_power_W))
     name = f"emulated {layers} x {modes}-mode rig (chip seed {seed}, {join} joins)"
     instruments = instruments_document(modes, layers, name, first_port, chip, vector_max, pipeline,
                                        settle_time_s, input_settle_time_s, join)
