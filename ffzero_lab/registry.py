@@ -47,6 +47,25 @@ def available_drivers() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=DEVICE_GROUP))
 
 
+def import_object(dotted: str, source: str, field: str) -> Any:
+    """Import ``module:attribute`` (a device or instrument driver, an emulator, a rig generator).
+
+    Raises:
+        ConfigError: naming ``source`` and ``field`` when it cannot be imported.
+    """
+    module_name, colon, attribute = dotted.partition(":")
+    if not colon or not attribute:
+        raise ConfigError(f"expected 'module:attribute', got {dotted!r}", source, field)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module {module_name!r}: {exc}", source, field) from None
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}", source, field)
+    return found
+
+
 def load_named(name: str, group: str, source: str, field: str, what: str = "driver") -> Any:
     """The object an entry point of ``group`` called ``name`` names, or ``module:attribute``.
 
@@ -54,15 +73,7 @@ def load_named(name: str, group: str, source: str, field: str, what: str = "driv
         ConfigError: naming ``source`` and ``field`` when it cannot be found.
     """
     if ":" in name:
-        module_name, _, attribute = name.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import {what} module {module_name!r}: {exc}", source, field) from None
-        try:
-            return getattr(module, attribute)
-        except AttributeError:
-            raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}", source, field) from None
+        return import_object(name, source, field)
     matches = [ep for ep in entry_points(group=group) if ep.name == name]
     if not matches:
         known = ", ".join(sorted(ep.name for ep in entry_points(group=group))) or "none installed"

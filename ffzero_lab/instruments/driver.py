@@ -3,13 +3,13 @@ an instrument says about itself is compared with the file's limits."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel
 
 from ..errors import ConfigError
+from ..registry import import_object as import_object  # re-exported: instrument drivers are named the same way
 
 if TYPE_CHECKING:
     from .config import InstrumentConfig, RigConfig
@@ -96,25 +96,6 @@ class PowerMeterInstrument(InstrumentDriver, Protocol):
     def fetch_power_W(self) -> Any:
         """The latest reading of every port, ``(ports,)``, W."""
         ...
-
-
-def import_object(dotted: str, source: str, field: str) -> Any:
-    """Import ``module:attribute`` (a driver class, an emulator class).
-
-    Raises:
-        ConfigError: naming ``source`` and ``field`` when it cannot be imported.
-    """
-    module_name, colon, attribute = dotted.partition(":")
-    if not colon or not attribute:
-        raise ConfigError(f"expected 'module:attribute', got {dotted!r}", source, field)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import module {module_name!r}: {exc}", source, field) from None
-    found = getattr(module, attribute, None)
-    if found is None:
-        raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}", source, field)
-    return found
 
 
 def resolve_driver_class(dotted: str, source: str = "instruments", field: str = "driver") -> type[InstrumentDriver]:
