@@ -19,7 +19,7 @@ What the rig side is given, and why:
   emulator's chip model), not laws measured by ``ffzero-lab calibrate``, whose fit of the mesh
   phases' ``phi0`` does not scale to 64 modes;
 * its initial phases are not the rig's default (its own Haar draw) but the decomposition
-  (Clements, ``ffzero_lab.hardware.fit.decompose``) of the simulator's initial Haar-random matrix
+  (Clements, ``ffzero_lab.calibration.fit.decompose``) of the simulator's initial Haar-random matrix
   of each mesh into the rig's design, the second mesh's corrected for the first's output phases,
   so that both sides start from the same chain of transfer matrices.
 
@@ -57,15 +57,15 @@ from common import ROOT, machine, report, train_settings
 from drivers.emulated.generate import write_emulated_rig
 from drivers.simulated.activation import ElectroOpticActivation
 from drivers.simulated.mesh import ActivationSettings
-from ffzero_lab.cli_hardware import check_rig_setpoints, device_seed
-from ffzero_lab.datasets import resolve_data_dir
-from ffzero_lab.hardware import load_specs, open_network
-from ffzero_lab.hardware.fit import decompose
-from ffzero_lab.hardware.optics import MeshOptics
-from ffzero_lab.hardware.spec import LayerSpec
-from ffzero_lab.orchestrator import Orchestrator
-from ffzero_lab.protocol import load_protocol
-from ffzero_lab.runner import prepare
+from ffzero_lab.run.session import check_rig_setpoints, device_seed
+from ffzero_lab.data.datasets import resolve_data_dir
+from ffzero_lab.rig import load_specs, build_rig_network
+from ffzero_lab.calibration.fit import decompose
+from ffzero_lab.photonics.optics import MeshOptics
+from ffzero_lab.rig.spec import LayerSpec
+from ffzero_lab.run.orchestrator import Orchestrator
+from ffzero_lab.config.protocol import load_protocol
+from ffzero_lab.run.prepare import prepare
 
 PROTOCOL = ROOT / "protocols" / "quickstart.yaml"
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -163,7 +163,7 @@ def train_rig(overrides: list[str], instruments: Path, initial: list[np.ndarray]
     protocol, _ = load_protocol(PROTOCOL, overrides)
     config, specs = load_specs(instruments)
     phases = rig_phases(specs, initial)
-    network = open_network(config, specs, device_seed(protocol), str(instruments), initial=phases)
+    network = build_rig_network(config, specs, device_seed(protocol), str(instruments), initial=phases)
     try:
         prepared = prepare(protocol, str(PROTOCOL), None, network)
         check_rig_setpoints(network, instruments, protocol, prepared, str(PROTOCOL))

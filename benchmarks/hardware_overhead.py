@@ -36,10 +36,10 @@ import yaml
 from common import ROOT, machine, report
 
 from drivers.emulated.rig import EmulatedRig
-from ffzero_lab.hardware import load_specs, open_network
-from ffzero_lab.orchestrator import Orchestrator
-from ffzero_lab.protocol import load_protocol
-from ffzero_lab.runner import prepare
+from ffzero_lab.rig import load_specs, build_rig_network
+from ffzero_lab.run.orchestrator import Orchestrator
+from ffzero_lab.config.protocol import load_protocol
+from ffzero_lab.run.prepare import prepare
 
 
 DEFINITIONS = """\
@@ -70,7 +70,7 @@ def measure(rig: EmulatedRig, folder: Path, protocol_path: str, overrides: list[
     path.write_text(yaml.safe_dump(instruments))
     protocol, _ = load_protocol(protocol_path, [*overrides, f"train.directions={directions}", "record.measurements=false"])
     config, specs = load_specs(path)
-    network = open_network(config, specs, seed=protocol.seed, source=str(path))
+    network = build_rig_network(config, specs, seed=protocol.seed, source=str(path))
     counters = network.rig.counters
     settles: list[int] = []
 

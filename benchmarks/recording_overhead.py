@@ -20,10 +20,10 @@ from pathlib import Path
 
 from common import ROOT, machine, report, train_settings
 
-from ffzero_lab.orchestrator import Orchestrator
-from ffzero_lab.protocol import load_protocol
-from ffzero_lab.runner import prepare
-from ffzero_lab.runstore import StoreSink
+from ffzero_lab.run.orchestrator import Orchestrator
+from ffzero_lab.config.protocol import load_protocol
+from ffzero_lab.run.prepare import prepare
+from ffzero_lab.store.runstore import StoreSink
 
 
 def timed_run(path: str, overrides: list[str], measurements: bool) -> dict:

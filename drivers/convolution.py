@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ffzero_lab.contract import HeldParameters, ParameterBounds, PhysicalLayer
+from ffzero_lab.core.contract import HeldParameters, ParameterBounds, PhysicalLayer
 
 #: Patch elements (floats) per chunk: bounds the im2col buffer to about 128 MB.
 PATCH_BUDGET = 16_000_000

@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.contract import HeldParameters, ParameterBounds, PhysicalLayer
-from ffzero_lab.network import Network
+from ffzero_lab.core.contract import HeldParameters, ParameterBounds, PhysicalLayer
+from ffzero_lab.core.network import Network
 
 from .convolution import Conv2dLayer, ConvGeometry
 

@@ -1,5 +1,5 @@
 """``python -m ffzero_lab`` runs the CLI."""
 
-from .cli import main
+from ffzero_lab.cli.app import main
 
 main()

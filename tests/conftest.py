@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ffzero_lab.datasets import DATA_DIR_ENV, IDX_FILES
+from ffzero_lab.data.datasets import DATA_DIR_ENV, IDX_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 

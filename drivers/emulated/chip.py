@@ -1,7 +1,7 @@
 """The chip behind the emulated rig: heater voltages -> phases -> MZI meshes -> port powers.
 
 Each layer of ``instruments.yaml`` is a rectangular mesh in the rig's nominal design
-(:mod:`ffzero_lab.hardware.optics`: what ``theta[c,s]``, ``phi[c,s]`` and ``gamma[m]`` mean). Every
+(:mod:`ffzero_lab.photonics.optics`: what ``theta[c,s]``, ``phi[c,s]`` and ``gamma[m]`` mean). Every
 heater channel of every heater instrument has its own phase law ``phi = phi0 + k V^2``, drawn once
 from the seed: ``phi0`` uniform on [0, 2 pi), ``k = pi / (P_pi R)`` with the channel's ``P_pi`` spread
 around the nominal one (``k_spread``), as fabrication spreads them on a real chip. Nothing outside
@@ -26,9 +26,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.hardware.optics import MeshOptics, mesh_phase_names, modulator_field
-from ffzero_lab.hardware.spec import group_by_instrument
-from ffzero_lab.instruments import RigConfig
+from ffzero_lab.photonics.optics import MeshOptics, mesh_phase_names, modulator_field
+from ffzero_lab.rig.spec import group_by_instrument
+from ffzero_lab.rig import RigConfig
 
 
 class ActivationSettings(BaseModel):

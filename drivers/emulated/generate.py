@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
-from ffzero_lab.hardware.optics import mesh_phase_names
-from ffzero_lab.instruments import load_rig
+from ffzero_lab.photonics.optics import mesh_phase_names
+from ffzero_lab.rig import load_rig
 
 from drivers.simulated.activation import ElectroOpticActivation as ElectroOptic
 

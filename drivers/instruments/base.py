@@ -1,7 +1,7 @@
 """Named I/O on a pyvisa message-based resource: every failure says which instrument and command.
 
 A driver never prints. A reply that does not come within the resource's timeout, or an error
-the instrument reports, becomes an :class:`~ffzero_lab.instruments.InstrumentError` naming the
+the instrument reports, becomes an :class:`~ffzero_lab.rig.InstrumentError` naming the
 instrument, its resource, the channel and the command.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pyvisa
 from numpy.typing import NDArray
 
-from ffzero_lab.instruments import InstrumentError
+from ffzero_lab.rig import InstrumentError
 
 T = TypeVar("T")
 

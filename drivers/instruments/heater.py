@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.instruments import InstrumentError, InstrumentIdentity, RigConfig
+from ffzero_lab.rig import InstrumentError, InstrumentIdentity, RigConfig
 
 from .base import VisaInstrument
 from .limits import (

@@ -20,7 +20,7 @@ import re
 import numpy as np
 from numpy.typing import NDArray
 
-from ffzero_lab.instruments import InstrumentError, InstrumentIdentity
+from ffzero_lab.rig import InstrumentError, InstrumentIdentity
 
 from .heater import HeaterDriver
 from .limits import Unit

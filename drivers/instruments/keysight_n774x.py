@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.instruments import InstrumentError, InstrumentIdentity
+from ffzero_lab.rig import InstrumentError, InstrumentIdentity
 
 from .meter import PowerMeter
 

@@ -1,5 +1,5 @@
 """Pure checks on heater writes: quantisation, per-channel limits, power bounds, write order (the
-budget itself is :class:`ffzero_lab.instruments.PowerBudget`, shared by a rig's heater drivers).
+budget itself is :class:`ffzero_lab.rig.PowerBudget`, shared by a rig's heater drivers).
 
 Nothing here talks to an instrument; :class:`drivers.instruments.heater.HeaterDriver` runs these
 checks on every request before a single byte is written.
@@ -15,9 +15,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ffzero_lab.contract import ParameterRangeError
-from ffzero_lab.instruments import ChannelLimits, LimitError
-from ffzero_lab.instruments import PowerBudget as PowerBudget  # re-exported: it lives with the contract now
+from ffzero_lab.core.contract import ParameterRangeError
+from ffzero_lab.rig import ChannelLimits, LimitError
+from ffzero_lab.rig import PowerBudget as PowerBudget  # re-exported: it lives with the contract now
 
 Unit = Literal["V", "mA"]
 

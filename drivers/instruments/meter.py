@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
-from ffzero_lab.instruments import InstrumentIdentity, RigConfig
+from ffzero_lab.rig import InstrumentIdentity, RigConfig
 
 from .base import VisaInstrument
 

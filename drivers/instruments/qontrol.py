@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from ffzero_lab.instruments import InstrumentError, InstrumentIdentity
+from ffzero_lab.rig import InstrumentError, InstrumentIdentity
 
 from .heater import HeaterDriver, HeaterSettings
 from .limits import Unit

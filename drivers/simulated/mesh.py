@@ -1,6 +1,6 @@
 """A simulated photonic chip: rectangular MZI meshes built on neurophox's ``RMNumpy``.
 
-Each mesh of N modes is one :class:`~ffzero_lab.contract.PhysicalLayer` with N^2 phase
+Each mesh of N modes is one :class:`~ffzero_lab.core.contract.PhysicalLayer` with N^2 phase
 shifters (N(N-1)/2 MZIs with theta and phi, plus N input phases gamma), all in radians and
 periodic on [0, 2 pi). Inputs are field amplitudes (sqrt(W)); the tap is the intensity (W)
 at every output port. Beam-splitter (fabrication) errors are drawn once per mesh from the
@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.contract import HeldParameters, ParameterBounds, PhysicalLayer
-from ffzero_lab.network import Network
+from ffzero_lab.core.contract import HeldParameters, ParameterBounds, PhysicalLayer
+from ffzero_lab.core.network import Network
 
 from .activation import ElectroOpticActivation
 from .detector import Detector, LaserDrift

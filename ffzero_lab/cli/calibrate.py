@@ -1,0 +1,58 @@
+"""``ffzero-lab calibrate``: sweep the rig's heaters and fit their phase laws.
+
+Bad input, a set-point the rig cannot reach or an instrument that fails is one line on stderr
+and exit code 2; the heaters are left at their safe values on any exit. The work is in
+:mod:`ffzero_lab.calibration.procedure`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ffzero_lab.cli.common import err, fail, out
+from ffzero_lab.core.errors import ConfigError, UserError
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``calibrate`` to the ``ffzero-lab`` app."""
+    app.command("calibrate")(calibrate)
+
+
+def calibrate(
+    instruments: Annotated[Path, typer.Option("--instruments", "-i", help="The rig's instruments file.")] = Path("instruments.yaml"),
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Calibration file to write [default: the one instruments.yaml names].")] = None,
+    plots: Annotated[Optional[Path], typer.Option("--plots", help="Folder for one PNG per channel's fit.")] = None,
+    points: Annotated[int, typer.Option("--points", help="Voltages per sweep, evenly spaced in V^2.", min=6)] = 24,
+    starts: Annotated[int, typer.Option("--starts", help="Most starts of the mesh-phase fit (decompositions first, then random).", min=1)] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the fit's random starts.")] = 0,
+) -> None:
+    """Sweep every heater channel of the rig's meshes, fit phi = phi0 + k V^2 and write the calibration file."""
+    from ffzero_lab.calibration.procedure import run_calibration
+
+    source = str(instruments)
+    try:
+        from ffzero_lab.rig import load_rig
+
+        rig = load_rig(instruments)
+        target = output or rig.calibration
+        if target is None:
+            raise ConfigError("name the calibration file: --output FILE, or 'calibration' in the file", source, "calibration")
+    except UserError as exc:
+        raise fail(exc) from None
+    try:
+        result = run_calibration(rig, source, target, points=points, starts=starts, seed=seed,
+                                 plots=plots, progress=lambda line: err.print(line, highlight=False))
+    except UserError as exc:
+        raise fail(exc) from None
+    except Exception as exc:  # an instrument failed or a limit was hit: the heaters are already safe
+        from ffzero_lab.core.contract import ParameterRangeError
+        from ffzero_lab.rig import InstrumentError
+
+        if isinstance(exc, (InstrumentError, ParameterRangeError)):
+            raise fail(UserError(str(exc), source)) from None
+        raise
+    out.print(result.table(), highlight=False)
+    out.print(f"wrote {target}" + (f"; plots in {plots}" if plots else ""), highlight=False)

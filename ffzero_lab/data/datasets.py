@@ -1,0 +1,167 @@
+"""Data sets: scikit-learn's bundled 8x8 digits and MNIST-format IDX files.
+
+Every loader returns pixel values scaled to [0, 1] as float64 ``(samples, features)`` and
+integer labels. Nothing is downloaded: digits ship with scikit-learn, IDX files are read
+from ``<data dir>/<set>/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ffzero_lab.core.errors import DataError
+from ffzero_lab.data.idx import read_idx
+
+DATA_DIR_ENV = "FFZERO_DATA_DIR"
+
+#: File stems of an MNIST-format set, read with or without ``.gz``.
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split.
+
+    Attributes:
+        name: the set's name.
+        x_train, x_test: ``(samples, features)`` float64 in [0, 1].
+        y_train, y_test: ``(samples,)`` int64 class labels, or for regression ``(samples, D)``
+            float64 targets min-max normalised to [0, 1] (by the training split's range).
+        n_classes: C (0 for regression).
+        image_shape: (height, width) of one sample; (1, features) for tabular data.
+        task: ``classification`` or ``regression``.
+    """
+
+    name: str
+    x_train: NDArray[np.float64]
+    y_train: NDArray[np.generic]
+    x_test: NDArray[np.float64]
+    y_test: NDArray[np.generic]
+    n_classes: int
+    image_shape: tuple[int, int]
+    task: str = "classification"
+
+    @property
+    def features(self) -> int:
+        """Features per sample."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def width(self) -> int:
+        """Prototypes a layer needs: C classes, or D label dimensions."""
+        return self.n_classes if self.task == "classification" else int(self.y_train.shape[1])
+
+    def as_scalar_regression(self) -> "Dataset":
+        """The class label read as a number, min-max normalised to [0, 1] (e.g. MNIST 0-9)."""
+        top = float(max(self.y_train.max(), 1))
+        return Dataset(self.name, self.x_train, (self.y_train / top)[:, None], self.x_test,
+                       (self.y_test / top)[:, None], 0, self.image_shape, "regression")
+
+
+def resolve_data_dir(option: str | Path | None) -> Path | None:
+    """The data directory: ``--data-dir`` if given, else ``$FFZERO_DATA_DIR``, else None."""
+    if option:
+        return Path(option)
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else None
+
+
+def load_digits(test_fraction: float = 0.25) -> Dataset:
+    """scikit-learn's 8x8 digits (1797 samples, bundled), with a fixed stratified split."""
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_load_digits()
+    x = bunch.data.astype(np.float64) / 16.0
+    y = bunch.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_fraction, random_state=0, stratify=y
+    )
+    return Dataset("digits", x_tr, y_tr, x_te, y_te, 10, (8, 8))
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_idx_set(name: str, data_dir: Path | None) -> Dataset:
+    """An MNIST-format set (MNIST, FashionMNIST) from ``<data_dir>/<name>/``.
+
+    Raises:
+        DataError: no data directory, or files missing; the message says where they go.
+    """
+    if data_dir is None:
+        raise DataError(
+            f"data set '{name}' needs a data directory: pass --data-dir DIR or set "
+            f"{DATA_DIR_ENV}=DIR, with the IDX files in DIR/{name}/"
+        )
+    folder = data_dir / name
+    paths = {key: _find(folder, stem) for key, stem in IDX_FILES.items()}
+    missing = [IDX_FILES[k] + "[.gz]" for k, p in paths.items() if p is None]
+    if missing:
+        raise DataError(f"data set '{name}' is missing {', '.join(missing)}; put the IDX files in {folder}/")
+    arrays = {key: read_idx(path) for key, path in paths.items()}  # type: ignore[arg-type]
+    for split in ("train", "test"):
+        xs, ys = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if xs.ndim != 3 or ys.ndim != 1 or xs.shape[0] != ys.shape[0]:
+            raise DataError(
+                f"{split} images {xs.shape} and labels {ys.shape} do not match", str(folder)
+            )
+    scale = 255.0 if arrays["x_train"].dtype == np.uint8 else 1.0
+    flat = {k: arrays[k].reshape(arrays[k].shape[0], -1).astype(np.float64) / scale for k in ("x_train", "x_test")}
+    y_tr = arrays["y_train"].astype(np.int64)
+    y_te = arrays["y_test"].astype(np.int64)
+    n_classes = int(max(y_tr.max(), y_te.max())) + 1
+    h, w = arrays["x_train"].shape[1:]
+    return Dataset(name, flat["x_train"], y_tr, flat["x_test"], y_te, n_classes, (int(h), int(w)))
+
+
+def load_dataset(name: str, data_dir: Path | None) -> Dataset:
+    """Load a set by its protocol name: ``digits``, a synthetic regression set
+    (``franke-2d``, ``friedman-5d``), or an IDX set such as ``mnist`` or ``fashion_mnist``."""
+    from ffzero_lab.data.synthetic import SYNTHETIC, regression_set
+
+    if name == "digits":
+        return load_digits()
+    if name in SYNTHETIC:
+        return regression_set(name)
+    return load_idx_set(name, data_dir)
+
+
+def block_average(images: NDArray[np.floating], shape: tuple[int, int]) -> NDArray[np.float64]:
+    """Downsample images ``(B, H, W)`` to ``(B, h, w)`` by averaging blocks.
+
+    The images are zero-padded evenly on both sides to multiples of ``(h, w)`` first, so 28x28
+    MNIST becomes 32x32 and then 8x8 with 4x4 blocks.
+    """
+    b, height, width = images.shape
+    h, w = shape
+    ph, pw = -(-height // h) * h, -(-width // w) * w
+    top, left = (ph - height) // 2, (pw - width) // 2
+    padded = np.zeros((b, ph, pw))
+    padded[:, top : top + height, left : left + width] = images
+    return padded.reshape(b, h, ph // h, w, pw // w).mean(axis=(2, 4))
+
+
+def resize(dataset: Dataset, shape: tuple[int, int]) -> Dataset:
+    """The same data set with every image block-averaged to ``shape`` (see :func:`block_average`)."""
+    h, w = dataset.image_shape
+
+    def flat(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return block_average(x.reshape(-1, h, w), shape).reshape(x.shape[0], -1)
+
+    return Dataset(dataset.name, flat(dataset.x_train), dataset.y_train, flat(dataset.x_test),
+                   dataset.y_test, dataset.n_classes, tuple(shape), dataset.task)  # type: ignore[arg-type]

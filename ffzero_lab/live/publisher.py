@@ -1,0 +1,124 @@
+"""Live documents over ZeroMQ: a run's start, descriptors, events and stop, as JSON.
+
+Modelled on Bluesky's document model (start / descriptor / event / stop) and its small 0MQ
+publisher. The socket is injected (or made by :meth:`Publisher.bind`), and is an XPUB socket
+with ``XPUB_NODROP`` and non-blocking sends: when a subscriber is slow or gone and its queue
+is full (``hwm`` messages), a document to it is dropped and counted, and the run never waits.
+
+Wire format, one multipart message per document: ``[b"ffzero", name, json]``. Never pickle.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+import zmq
+
+from ffzero_lab.core.errors import UserError
+
+TOPIC = b"ffzero"
+STREAMS = {
+    "step": {"layer": "integer", "epoch": "integer", "step": "integer", "version": "integer", "loss": "number",
+             "accuracy": "number", "lr": "number", "evaluations": "integer"},
+    "epoch": {"layer": "integer", "epoch": "integer", "loss": "number", "test_accuracy": "number",
+              "evaluations": "integer", "evaluations_per_s": "number"},
+}
+
+
+def is_loopback(address: str) -> bool:
+    """True for ``tcp://`` addresses on 127.0.0.0/8, ``localhost`` or ::1, and for ipc/inproc."""
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    host = urlparse(address).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Publisher:
+    """A document sink that publishes a run as start, descriptor, event and stop documents.
+
+    Args:
+        socket: a bound XPUB (or PUB) socket.
+    """
+
+    def __init__(self, socket: zmq.Socket) -> None:
+        self.socket = socket
+        self.sent = 0
+        self.dropped = 0
+        self._run_uid: str | None = None
+        self._descriptors: dict[str, str] = {}
+        self._seq: dict[str, int] = {}
+
+    @classmethod
+    def bind(cls, address: str, hwm: int = 1000, wait_for_subscribers: int = 0, timeout_s: float = 5.0,
+             context: zmq.Context | None = None) -> "Publisher":
+        """Bind an XPUB socket; optionally wait until ``wait_for_subscribers`` have subscribed.
+
+        Raises:
+            UserError: the address cannot be bound (in use, bad form, no such interface).
+        """
+        ctx = context or zmq.Context.instance()
+        sock = ctx.socket(zmq.XPUB)
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.XPUB_NODROP, 1)
+        sock.setsockopt(zmq.LINGER, 500)
+        try:
+            sock.bind(address)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise UserError(f"cannot publish on {address}: {exc}", "--publish") from None
+        publisher = cls(sock)
+        publisher.wait_for_subscribers(wait_for_subscribers, timeout_s)
+        return publisher
+
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> int:
+        """Wait (at most ``timeout_s``) until ``count`` subscriptions arrived; returns how many did."""
+        seen, deadline = 0, time.monotonic() + timeout_s
+        while seen < count and time.monotonic() < deadline:
+            if self.socket.poll(50, zmq.POLLIN):
+                message = self.socket.recv()
+                seen += bool(message[:1] == b"\x01")
+        return seen
+
+    def _send(self, name: str, doc: dict[str, Any]) -> None:
+        payload = json.dumps(doc, default=float).encode()
+        try:
+            self.socket.send_multipart([TOPIC, name.encode(), payload], flags=zmq.NOBLOCK)
+            self.sent += 1
+        except zmq.Again:  # a subscriber's queue is full: drop, never wait
+            self.dropped += 1
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        if name == "start":
+            self._run_uid = doc["run_uid"]
+            self._descriptors, self._seq = {}, {}
+            start = {k: v for k, v in doc.items() if k != "run_uid"}
+            self._send("start", {"uid": doc["run_uid"], **start})
+        elif name in STREAMS and self._run_uid is not None:
+            if name not in self._descriptors:
+                self._descriptors[name] = uuid.uuid4().hex
+                self._seq[name] = 0
+                self._send("descriptor", {"uid": self._descriptors[name], "run_start": self._run_uid,
+                                          "name": name, "time": doc["time"],
+                                          "data_keys": {k: {"dtype": t} for k, t in STREAMS[name].items()}})
+            self._seq[name] += 1
+            data = {k: doc.get(k) for k in STREAMS[name]}
+            self._send("event", {"uid": uuid.uuid4().hex, "descriptor": self._descriptors[name],
+                                 "seq_num": self._seq[name], "time": doc["time"], "data": data})
+        elif name == "stop" and self._run_uid is not None:
+            stop = {k: v for k, v in doc.items() if k != "run_uid"}
+            self._send("stop", {"uid": uuid.uuid4().hex, "run_start": self._run_uid,
+                                "num_events": dict(self._seq), **stop})
+
+    def close(self) -> None:
+        """Close the socket (waiting up to its linger time for queued documents to leave)."""
+        self.socket.close()

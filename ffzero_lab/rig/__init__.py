@@ -1,0 +1,107 @@
+"""``instruments.yaml``: the rig's instruments, channel maps and safety limits.
+
+The file says which instruments the lab has (a VISA resource and a driver class each), which
+heater channel drives which phase of which mesh, which power-meter port reads which output
+mode, and the limits nothing may cross: per-channel voltage and current, a total electrical
+power budget, and the safe value each channel returns to. It is validated once, at the edge,
+by pydantic (unknown keys are rejected everywhere); errors name the file and the field.
+
+Drivers live in ``drivers/instruments/`` and are named by dotted path ``module:Class`` (as in
+QCoDeS station files); this package never imports a driver by name. A driver class provides
+the :class:`InstrumentDriver` protocol.
+
+Units are in the names: ``_V`` volts, ``_mA`` milliamperes, ``_W`` watts, ``_ohm`` ohms,
+``_s`` seconds, ``_ms`` milliseconds. Heater channels are numbered from 0, as the Qontrol
+numbers them; power-meter ports from 1, as the Keysight N774x numbers them.
+
+| module | job |
+| --- | --- |
+| :mod:`.config` | the pydantic models and the cross-field checks |
+| :mod:`.loader` | file -> validated :class:`RigConfig`, drivers resolved |
+| :mod:`.driver` | the driver protocol, ``module:Class`` resolution, limits vs. the instrument |
+| :mod:`.connect` | the VISA backend and opening a driver on its resource |
+| :mod:`.budget` | :class:`PowerBudget`, the rig's power budget shared by its heater drivers |
+| :mod:`.errors` | :class:`InstrumentError`, :class:`LimitError`, :class:`PowerBudgetError` |
+"""
+
+from ffzero_lab.rig.budget import PowerBudget
+from ffzero_lab.rig.config import (
+    ChannelLimits,
+    ChannelLimitsOverride,
+    ChannelRef,
+    HeaterChannels,
+    InstrumentConfig,
+    LayerMap,
+    PortRef,
+    RigConfig,
+)
+from ffzero_lab.rig.connect import open_instrument, resource_manager
+from ffzero_lab.rig.driver import (
+    HeaterInstrument,
+    InstrumentDriver,
+    InstrumentIdentity,
+    import_object,
+    limit_problems,
+    PowerMeterInstrument,
+    resolve_driver_class,
+)
+from ffzero_lab.rig.errors import InstrumentError, LimitError, PowerBudgetError
+from ffzero_lab.rig.loader import (
+    check_driver,
+    load_rig,
+    parse_rig,
+    rig_schema,
+)
+from ffzero_lab.rig.build import HardwareNetwork, load_specs, build_rig_network
+from ffzero_lab.rig.calibration_file import (
+    CalibrationFile,
+    ChannelLaw,
+    PhaseLaws,
+    load_calibration,
+    save_calibration,
+)
+from ffzero_lab.rig.layer import HardwareMesh, InputRangeError
+from ffzero_lab.rig.preflight import Setpoints, check_setpoints
+from ffzero_lab.rig.io import RigCounters, RigIO
+
+__all__ = [
+    "CalibrationFile",
+    "ChannelLaw",
+    "ChannelLimits",
+    "ChannelLimitsOverride",
+    "ChannelRef",
+    "HardwareMesh",
+    "HardwareNetwork",
+    "HeaterChannels",
+    "HeaterInstrument",
+    "InputRangeError",
+    "InstrumentConfig",
+    "InstrumentDriver",
+    "InstrumentError",
+    "InstrumentIdentity",
+    "LayerMap",
+    "LimitError",
+    "PhaseLaws",
+    "PortRef",
+    "PowerBudget",
+    "PowerBudgetError",
+    "PowerMeterInstrument",
+    "RigConfig",
+    "RigCounters",
+    "RigIO",
+    "Setpoints",
+    "build_rig_network",
+    "check_driver",
+    "check_setpoints",
+    "import_object",
+    "limit_problems",
+    "load_calibration",
+    "load_rig",
+    "load_specs",
+    "open_instrument",
+    "parse_rig",
+    "resolve_driver_class",
+    "resource_manager",
+    "rig_schema",
+    "save_calibration",
+]

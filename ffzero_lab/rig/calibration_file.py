@@ -1,0 +1,131 @@
+"""The calibration file: each heater channel's phase law ``phi = phi0 + k V^2``, and the two ways
+through it (a wanted phase -> the voltage to write; how far a channel may have to go).
+
+The file is YAML, written by ``ffzero-lab calibrate`` and named by ``calibration`` in
+``instruments.yaml``::
+
+    model: phi = phi0 + k V^2
+    rig: bench-1
+    created: '2026-11-27T17:00:00'
+    channels:
+      heaters:                    # instrument
+        0: {phi0_rad: 1.234, k_rad_per_V2: 0.3141, role: layers[0].phases.theta[0,0], residual: 0.002}
+        12: {phi0_rad: 0.0, k_rad_per_V2: 0.3198, role: layers[0].phases.gamma[0], pinned: true}
+
+``pinned`` marks a ``phi0`` that power meters cannot see (a phase common to all inputs, or two
+phases in series) and that was set by convention; ``residual`` is the fit's RMS residual over the
+RMS of the readings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ffzero_lab.core.errors import ConfigError
+from ffzero_lab.config.protocol import validation_error
+
+TWO_PI = 2 * np.pi
+MODEL = "phi = phi0 + k V^2"
+
+
+class ChannelLaw(BaseModel):
+    """One heater channel's fitted phase law."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phi0_rad: float = Field(ge=0, lt=TWO_PI, description="Phase at 0 V, rad, in [0, 2 pi).")
+    k_rad_per_V2: float = Field(gt=0, description="Phase per squared volt, rad/V^2.")
+    role: str | None = Field(None, description="What the channel drives, e.g. 'layers[0].phases.theta[0,0]'.")
+    residual: float | None = Field(None, ge=0, description="RMS fit residual over RMS reading.")
+    pinned: bool = Field(False, description="phi0 is not measurable with power meters and was set by convention.")
+
+
+class CalibrationFile(BaseModel):
+    """A whole calibration file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["phi = phi0 + k V^2"] = MODEL
+    rig: str | None = None
+    created: str | None = None
+    channels: dict[str, dict[int, ChannelLaw]] = Field(
+        default_factory=dict, description="Instrument -> channel -> law.")
+
+    def law(self, instrument: str, channel: int) -> ChannelLaw | None:
+        """The law of one channel, or None when the file has none."""
+        return self.channels.get(instrument, {}).get(channel)
+
+
+def load_calibration(path: str | Path) -> CalibrationFile:
+    """Read and validate a calibration file.
+
+    Raises:
+        ConfigError: missing file (saying how to make one), bad YAML or a bad field.
+    """
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("calibration file not found; make it with 'ffzero-lab calibrate'", str(path)) from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read calibration file: {exc}", str(path)) from None
+    try:
+        return CalibrationFile.model_validate(document if document is not None else {})
+    except ValidationError as exc:
+        raise validation_error(exc, str(path)) from None
+
+
+def save_calibration(path: str | Path, calibration: CalibrationFile) -> None:
+    """Write a calibration file (the folder is created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = calibration.model_dump(mode="json", exclude_none=True)
+    document["channels"] = {name: {int(channel): laws[channel] for channel in sorted(laws, key=int)}
+                            for name, laws in document["channels"].items()}
+    for laws in document["channels"].values():
+        for law in laws.values():
+            if not law.get("pinned"):
+                law.pop("pinned", None)
+    header = "# Heater phase laws phi = phi0 + k V^2, written by 'ffzero-lab calibrate'.\n"
+    path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+class PhaseLaws:
+    """The laws of a list of channels, as arrays ``(n,)``.
+
+    Args:
+        phi0_rad: phase at 0 V, rad.
+        k_rad_per_V2: phase per squared volt, rad/V^2.
+    """
+
+    def __init__(self, phi0_rad: ArrayLike, k_rad_per_V2: ArrayLike) -> None:
+        self.phi0_rad = np.asarray(phi0_rad, dtype=np.float64)
+        self.k_rad_per_V2 = np.asarray(k_rad_per_V2, dtype=np.float64)
+
+    def voltages_V(self, phases_rad: ArrayLike) -> NDArray[np.float64]:
+        """The smallest non-negative voltages giving ``(..., n)`` phases (taken modulo 2 pi), V."""
+        shift = np.mod(np.asarray(phases_rad, dtype=np.float64) - self.phi0_rad, TWO_PI)
+        return np.sqrt(shift / self.k_rad_per_V2)
+
+    def phases_rad(self, voltages_V: ArrayLike) -> NDArray[np.float64]:
+        """Phases ``(..., n)`` produced by voltages, modulo 2 pi, rad."""
+        return np.mod(self.phi0_rad + self.k_rad_per_V2 * np.asarray(voltages_V, dtype=np.float64) ** 2, TWO_PI)
+
+    def highest_V(self, low_rad: float = 0.0, high_rad: float = TWO_PI) -> NDArray[np.float64]:
+        """The highest voltage (a supremum) any phase in ``[low, high]`` can need, per channel, V.
+
+        A phase just short of ``phi0`` needs a whole turn: ``sqrt(2 pi / k)``, unless the interval
+        stays clear of ``phi0``.
+        """
+        if high_rad - low_rad >= TWO_PI:
+            return np.sqrt(TWO_PI / self.k_rad_per_V2)
+        to_phi0 = np.mod(self.phi0_rad - low_rad, TWO_PI)
+        whole_turn = (to_phi0 > 0) & (to_phi0 <= high_rad - low_rad)
+        shift = np.where(whole_turn, TWO_PI, np.mod(high_rad - self.phi0_rad, TWO_PI))
+        return np.sqrt(shift / self.k_rad_per_V2)

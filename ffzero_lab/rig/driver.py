@@ -1,0 +1,145 @@
+"""What an instrument driver provides, how a dotted ``module:Class`` name finds one, and how what
+an instrument says about itself is compared with the file's limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel
+
+from ffzero_lab.core.errors import ConfigError
+from ffzero_lab.config.registry import import_object as import_object  # re-exported: instrument drivers are named the same way
+
+if TYPE_CHECKING:
+    from ffzero_lab.rig.config import InstrumentConfig, RigConfig
+
+
+@dataclass(frozen=True)
+class InstrumentIdentity:
+    """What an instrument says about itself.
+
+    Attributes:
+        identity: its raw identity reply (``id?``, ``*IDN?``).
+        model: the model, e.g. ``Q8iv`` or ``N7744A``.
+        channels: heater channels, or power-meter ports.
+        voltage_range_V: ``(lowest, highest)`` output voltage of a heater driver, else None.
+        current_max_mA: highest output current of a heater driver, else None.
+    """
+
+    identity: str
+    model: str
+    channels: int
+    voltage_range_V: tuple[float, float] | None = None
+    current_max_mA: float | None = None
+
+
+class InstrumentDriver(Protocol):
+    """A driver class named in ``instruments.yaml`` (``module:Class``).
+
+    ``kind`` is ``"heater"`` (drives phase shifters; needs a ``channels`` section) or
+    ``"power_meter"`` (reads detector ports). ``settings_model`` validates the instrument's
+    ``settings``. ``resource_options`` are passed to pyvisa's ``open_resource`` (terminations);
+    ``serial_options`` too, for serial (``ASRL``) resources only (baud rate).
+    """
+
+    kind: ClassVar[Literal["heater", "power_meter"]]
+    settings_model: ClassVar[type[BaseModel]]
+    resource_options: ClassVar[dict[str, Any]]
+    serial_options: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def from_config(cls, resource: Any, name: str, rig: "RigConfig") -> "InstrumentDriver":
+        """Build the driver for instrument ``name`` of ``rig`` on an open pyvisa resource."""
+        ...
+
+    def identify(self) -> InstrumentIdentity:
+        """Ask the instrument who it is (reads only)."""
+        ...
+
+    def close(self) -> None:
+        """Close the resource."""
+        ...
+
+
+class HeaterInstrument(InstrumentDriver, Protocol):
+    """A driver of ``kind = "heater"``: per-channel voltages, every write checked against the
+    channel limits and the power budget before a byte is sent (raising ``LimitError`` /
+    ``PowerBudgetError`` with nothing written). Its ``from_config`` also takes ``budget=``, the
+    rig's :class:`~.budget.PowerBudget` shared with the rig's other heater drivers."""
+
+    @property
+    def channels(self) -> int:
+        """Channels in use, numbered ``0..channels-1``."""
+        ...
+
+    def set_voltages_V(self, channels: Any, voltages_V: Any) -> None:
+        """Set channels to voltages, V."""
+        ...
+
+    def read_voltages_V(self, channels: Any = None) -> Any:
+        """Measured output voltages (all channels by default), V."""
+        ...
+
+    def safe_state(self) -> None:
+        """Every channel to its safe value."""
+        ...
+
+
+class PowerMeterInstrument(InstrumentDriver, Protocol):
+    """A driver of ``kind = "power_meter"``: ports numbered from 1, readings in watts."""
+
+    def configure(self) -> None:
+        """Apply the settings (watts, wavelength, range, averaging)."""
+        ...
+
+    def fetch_power_W(self) -> Any:
+        """The latest reading of every port, ``(ports,)``, W."""
+        ...
+
+
+def resolve_driver_class(dotted: str, source: str = "instruments", field: str = "driver") -> type[InstrumentDriver]:
+    """Import ``module:Class`` and check that it is an instrument driver.
+
+    Raises:
+        ConfigError: naming ``source`` and ``field`` when it cannot be imported or is no driver.
+    """
+    driver = import_object(dotted, source, field)
+    missing = [a for a in ("kind", "settings_model", "from_config", "identify") if not hasattr(driver, a)]
+    if missing:
+        raise ConfigError(f"{dotted!r} is not an instrument driver (no {', '.join(missing)})", source, field)
+    return driver
+
+
+def limit_problems(name: str, inst: InstrumentConfig, identity: InstrumentIdentity, ports_used: set[int]) -> list[str]:
+    """Where the file promises more than the instrument can do.
+
+    Args:
+        name: the instrument's name.
+        inst: its section of the file.
+        identity: what it said about itself.
+        ports_used: power-meter ports the layers read.
+
+    Returns:
+        One message per problem; empty when the file fits the instrument.
+    """
+    problems: list[str] = []
+    if inst.channels is None:
+        missing = sorted(p for p in ports_used if p > identity.channels)
+        if missing:
+            problems.append(f"ports {missing} do not exist ({identity.model} has {identity.channels})")
+        return problems
+    if inst.channels.count > identity.channels:
+        problems.append(f"channels.count {inst.channels.count} > the {identity.channels} channels of {identity.model}")
+    for channel, limits in enumerate(inst.channels.all_limits()):
+        if identity.voltage_range_V is not None:
+            low, high = identity.voltage_range_V
+            if limits.voltage_max_V > high:
+                problems.append(f"channel {channel}: voltage_max_V {limits.voltage_max_V} > instrument full scale {high} V")
+            if limits.voltage_min_V < low:
+                problems.append(f"channel {channel}: voltage_min_V {limits.voltage_min_V} < instrument lowest {low} V")
+        if identity.current_max_mA is not None and limits.current_max_mA > identity.current_max_mA:
+            problems.append(
+                f"channel {channel}: current_max_mA {limits.current_max_mA} > instrument full scale {identity.current_max_mA} mA"
+            )
+    return problems

@@ -1,0 +1,323 @@
+"""The rig's instruments, open: heater writes, detector readings, retries, the safe state.
+
+Drivers are reached only through the :class:`~ffzero_lab.rig.InstrumentDriver` protocol
+(``HeaterInstrument``, ``PowerMeterInstrument``), opened from their ``module:Class`` in
+``instruments.yaml``. Every heater write goes through the driver, which checks the channel limits
+and its power budget before a byte is sent; here the *rig's* total (every heater instrument
+together) is checked too, and a change that involves several instruments is written falling
+channels first, so that no state in between draws more than before and after.
+
+A command that fails for a passing reason (``InstrumentError.transient``: a timeout, a dropped
+connection, a communication error) is retried ``retries`` times, each after reopening its
+instrument (a heater driver then reads its outputs afresh before its next write; a power meter is
+configured again). Anything else stops at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import pyvisa
+from numpy.typing import NDArray
+
+from ffzero_lab.rig.errors import InstrumentError, PowerBudgetError
+from ffzero_lab.rig.config import PortRef, RigConfig
+from ffzero_lab.rig.budget import PowerBudget
+from ffzero_lab.rig.connect import open_instrument, resource_manager
+from ffzero_lab.rig.spec import group_by_instrument
+from ffzero_lab.rig.waits import wait_s
+
+T = TypeVar("T")
+
+#: Most channels of one instrument a write adds up in Python floats (more: numpy).
+SMALL_WRITE = 16
+
+
+@dataclass
+class RigCounters:
+    """What the rig did: settles after phase writes and after input writes, detector readings
+    (one per meter per input), retried commands, time spent waiting for heaters to settle and
+    time spent in the drivers' calls (commands and their replies), s; and the calling thread's
+    CPU time in the settle waits, s (a wait that spins burns some)."""
+
+    phase_settles: int = 0
+    input_settles: int = 0
+    readings: int = 0
+    retries: int = 0
+    settle_s: float = 0.0
+    io_s: float = 0.0
+    settle_cpu_s: float = 0.0
+    log: list[str] = field(default_factory=list)
+
+
+class RigIO:
+    """Every instrument of ``rig``, opened (reads only: identities are not asked, outputs are).
+
+    Args:
+        rig: the validated instruments file.
+        source: its name, for messages.
+        sleep: waits for the settle times (replaceable in tests).
+
+    Raises:
+        ConfigError: the VISA library or a driver cannot be loaded.
+        InstrumentError: an instrument cannot be opened or read.
+    """
+
+    def __init__(self, rig: RigConfig, source: str = "instruments", sleep: Callable[[float], None] = wait_s) -> None:
+        self.rig, self.source, self.sleep = rig, source, sleep
+        self.counters = RigCounters()
+        self.rm: pyvisa.ResourceManager = resource_manager(rig, source)
+        self.drivers: dict[str, Any] = {}
+        #: one budget for every heater driver, so each driver's own check counts the whole rig
+        self.budget = PowerBudget(rig.power_budget_W)
+        self.heaters = [n for n, inst in rig.instruments.items() if inst.channels is not None]
+        self.resistance_ohm = {n: np.array([lim.resistance_ohm for lim in rig.heater_channel_limits(n)])
+                               for n in self.heaters}
+        self.safe_V = {n: np.array([lim.safe_V for lim in rig.heater_channel_limits(n)]) for n in self.heaters}
+        self.volts: dict[str, NDArray[np.float64]] = {}
+        self._stale: set[str] = set()  # instruments whose last write failed: read before the next one
+        self._drawn_W = 0.0  # what every heater draws now, W (kept with each write, summed afresh when all are set)
+        # per sequence of ports read: (it, meter -> (positions, indices), the meter when it is the
+        # only one and they are its ports 1..n in order, else None)
+        self._port_plans: dict[int, tuple[Sequence[PortRef], dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]], str | None]] = {}
+        try:
+            for name in rig.instruments:
+                self.drivers[name] = self._open(name)
+            for name in self.heaters:
+                self._note_volts(name, self.call(name, self._read_all))
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _read_all(driver: Any) -> NDArray[np.float64]:
+        """Every channel's output, V; a driver that keeps a power account (``sync_state``) counts
+        it into the rig's shared budget as it reads."""
+        sync = getattr(driver, "sync_state", None)
+        return np.asarray(driver.read_voltages_V() if sync is None else sync(), dtype=np.float64)
+
+    # -- instruments ------------------------------------------------------------------------
+    def _open(self, name: str) -> Any:
+        driver = open_instrument(self.rig, name, self.rm, self.source, self.budget)
+        if driver.kind == "power_meter":
+            driver.configure()
+        return driver
+
+    def _reopen(self, name: str) -> None:
+        old = self.drivers.pop(name, None)
+        if old is not None:
+            try:
+                old.close()
+            except Exception:  # the link is already broken; the new one matters
+                pass
+        self.drivers[name] = self._open(name)
+
+    def call(self, name: str, action: Callable[[Any], T], retry: Callable[[Any], T] | None = None) -> T:
+        """``action(driver)`` on instrument ``name``, retried (as ``retry(driver)`` if given: e.g. the
+        whole query when ``action`` only reads its reply) after a transient failure."""
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                if name not in self.drivers:
+                    self._reopen(name)
+                return (action if attempt == 0 or retry is None else retry)(self.drivers[name])
+            except InstrumentError as exc:
+                if not exc.transient or attempt >= self.rig.retries:
+                    raise
+                attempt += 1
+                self.counters.retries += 1
+                self.counters.log.append(f"retry {attempt} after: {exc}")
+                self.drivers.pop(name, None)  # reopened on the next attempt
+                try:
+                    self._reopen(name)
+                except InstrumentError as reopen_exc:
+                    if not reopen_exc.transient:
+                        raise
+                    self.counters.log.append(f"reopen failed: {reopen_exc}")
+            finally:
+                self.counters.io_s += time.perf_counter() - started
+
+    # -- heaters ------------------------------------------------------------------------------
+    def power_W(self, volts: dict[str, NDArray[np.float64]] | None = None) -> float:
+        """Electrical power of every heater of the rig, W (now, or for ``volts``)."""
+        volts = self.volts if volts is None else volts
+        return float(sum(np.sum(volts[n] ** 2 / self.resistance_ohm[n]) for n in self.heaters))
+
+    def _note_volts(self, name: str, volts: NDArray[np.float64]) -> None:
+        """Instrument ``name``'s heaters are at ``volts`` (all its channels), V."""
+        self.volts[name] = volts
+        self._drawn_W = self.power_W() if len(self.volts) == len(self.heaters) else 0.0
+
+    def write(self, targets: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]], kind: str = "phase") -> bool:
+        """Set heater channels (instrument -> (channels, voltages V)); wait the settle time if
+        anything changed. Channels already at their value are not written.
+
+        Returns:
+            Whether anything was written.
+
+        Raises:
+            PowerBudgetError: the rig's heaters together would draw more than ``power_budget_W``;
+                nothing was written.
+            LimitError: from the driver; nothing was written to that instrument.
+            InstrumentError: an instrument failed (after the retries).
+        """
+        changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]] = {}
+        change_W = rise_W = 0.0  # the heaters' change of power, and the sum of its rises, W
+        for name in self._stale.intersection(targets):  # a write failed there: read what it holds
+            self._note_volts(name, self.call(name, self._read_all))
+            self._stale.discard(name)
+        for name, (channels, values) in targets.items():
+            found = self._changes(name, channels, values)
+            if found is not None:
+                channels, values, now, change, rise = found
+                changes[name] = (channels, values, now)
+                change_W, rise_W = change_W + change, rise_W + rise
+        if not changes:
+            return False
+        drawn = self._drawn_W
+        after = drawn + change_W
+        if after > self.rig.power_budget_W:
+            raise PowerBudgetError("all heaters of the rig", after, self.rig.power_budget_W)
+        # one step when no order of the writes can cross the budget, else falling channels first
+        one_step = len(changes) == 1 or drawn + rise_W <= self.rig.power_budget_W
+        try:
+            for step in [changes] if one_step else self._falling_first(changes):
+                for name, (channels, values, before) in step.items():
+                    # noted before the command goes out, so that only its reply is left for after it
+                    self.volts[name][channels] = values
+                    try:
+                        self.call(name, lambda d, c=channels, v=values: d.set_voltages_V(c, v))
+                    except BaseException:
+                        # part of it may have been taken (a pipelined or two-step write): until the
+                        # instrument is read again, count each channel at the larger power of the two
+                        self.volts[name][channels] = np.where(np.abs(values) > np.abs(before), values, before)
+                        self._stale.add(name)
+                        raise
+        except BaseException:
+            self._drawn_W = self.power_W()  # of what was written
+            raise
+        self._drawn_W = after
+        settle = self.rig.settle_time_s if kind == "phase" else self.input_settle_s
+        if kind == "phase":
+            self.counters.phase_settles += 1
+        else:
+            self.counters.input_settles += 1
+        self.counters.settle_s += settle
+        if settle > 0:
+            cpu = time.thread_time()
+            self.sleep(settle)
+            self.counters.settle_cpu_s += time.thread_time() - cpu
+        return True
+
+    def _changes(self, name: str, channels: NDArray[np.intp], values: NDArray[np.float64]
+                 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64], float, float] | None:
+        """The channels of heater instrument ``name`` that ``values`` (V) change: (those channels,
+        their new and present voltages, the change of their power and the sum of its rises, W);
+        None if none changes. A few channels (an input write) are added up in floats: numpy's cost
+        per call is more than the work there."""
+        now = self.volts[name][channels]
+        if channels.size <= SMALL_WRITE:
+            change_W = rise_W = 0.0
+            same = 0
+            for new, old, resistance in zip(values.tolist(), now.tolist(), self.resistance_ohm[name][channels].tolist()):
+                if new == old:
+                    same += 1
+                    continue
+                step = (new * new - old * old) / resistance
+                change_W += step
+                rise_W += max(step, 0.0)
+            if same == 0:
+                return channels, values, now, change_W, rise_W
+            if same == channels.size:
+                return None
+            differ = now != values
+            return channels[differ], values[differ], now[differ], change_W, rise_W
+        differ = now != values
+        if not differ.all():
+            if not differ.any():
+                return None
+            channels, values, now = channels[differ], values[differ], now[differ]
+        step_W = (values * values - now * now) / self.resistance_ohm[name][channels]
+        return channels, values, now, float(step_W.sum()), float(np.maximum(step_W, 0.0).sum())
+
+    def _falling_first(self, changes: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]]
+                       ) -> list[dict[str, tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]]]:
+        """Across instruments: first every channel whose power falls, then the others."""
+        falling, rising = {}, {}
+        for name, (channels, values, before) in changes.items():
+            down = np.abs(values) < np.abs(before)
+            if down.any():
+                falling[name] = (channels[down], values[down], before[down])
+            if (~down).any():
+                rising[name] = (channels[~down], values[~down], before[~down])
+        return [falling, rising]
+
+    @property
+    def input_settle_s(self) -> float:
+        """Wait after an input-modulator write, s."""
+        value = self.rig.input_settle_time_s
+        return self.rig.settle_time_s if value is None else value
+
+    def safe_state(self) -> None:
+        """Every channel of every heater instrument to its safe value; every instrument is tried
+        even if one fails (the first error is raised)."""
+        errors: list[Exception] = []
+        for name in self.heaters:
+            try:
+                self.call(name, lambda d: d.safe_state())
+                self._note_volts(name, self.safe_V[name].copy())
+            except Exception as exc:  # keep going: the other heaters must still be made safe
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    # -- detectors -------------------------------------------------------------------------------
+    def read(self, meter: str) -> NDArray[np.float64]:
+        """Every port of power meter ``meter`` (port p at index p - 1), W."""
+        self.counters.readings += 1
+        return np.asarray(self.call(meter, lambda d: d.fetch_power_W()), dtype=np.float64)
+
+    def read_ports(self, ports: Sequence[PortRef]) -> NDArray[np.float64]:
+        """The readings of ``ports`` in order (every meter involved read once), W."""
+        cached = self._port_plans.get(id(ports))
+        if cached is None or cached[0] is not ports:  # a new sequence (the layers' are reused)
+            plan = group_by_instrument([(p.instrument, p.port - 1) for p in ports])  # port p at index p - 1
+            ordered = [m for m, (_, indices) in plan.items() if np.array_equal(indices, np.arange(len(ports)))]
+            cached = self._port_plans[id(ports)] = (ports, plan, ordered[0] if len(plan) == 1 and ordered else None)
+        plan, ordered_meter = cached[1], cached[2]
+        if ordered_meter is not None:  # ports 1..n of one meter: its readings as they come
+            readings = self.read(ordered_meter)
+            if readings.shape == (len(ports),):
+                return readings  # as read() gives it
+            return readings[plan[ordered_meter][1]]  # the meter has more ports (or too few: IndexError)
+        out = np.empty(len(ports))
+        if len(plan) == 1 or not all(hasattr(self.drivers.get(m), "request_power") for m in plan):
+            for meter, (positions, indices) in plan.items():
+                out[positions] = self.read(meter)[indices]
+            return out
+        # every meter asked first, then every reply read: the meters answer in parallel
+        for meter in plan:
+            self.call(meter, lambda d: d.request_power())
+        for meter, (positions, indices) in plan.items():
+            self.counters.readings += 1
+            readings = self.call(meter, lambda d: d.receive_power_W(), retry=lambda d: d.fetch_power_W())
+            out[positions] = np.asarray(readings, dtype=np.float64)[indices]
+        return out
+
+    def close(self) -> None:
+        """Close every instrument and the resource manager."""
+        for driver in self.drivers.values():
+            try:
+                driver.close()
+            except Exception:
+                pass
+        self.drivers.clear()
+        try:
+            self.rm.close()
+        except Exception:
+            pass

@@ -1,0 +1,454 @@
+"""The run store: one SQLite file (WAL mode) per runs directory, ``<runs dir>/runs.sqlite``.
+
+Every run is a row in ``runs`` from its start. Each optimiser step is committed in one
+transaction with its measurement (the compact description of every perturbed setting, the
+raw port readings, timestamps), the base parameters it used and the checkpoint a resume
+continues from. A background writer thread does the writing so a run never waits for the
+disk unless the queue fills (then it waits: nothing is dropped). A run without a stop record
+is incomplete. The schema is documented in ``docs/run-store.md``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ffzero_lab.core.errors import UserError
+
+RUNS_DIR_ENV = "FFZERO_RUNS_DIR"
+DB_NAME = "runs.sqlite"
+SCHEMA_VERSION = 2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid TEXT NOT NULL UNIQUE,
+    name TEXT,
+    kind TEXT NOT NULL,
+    method TEXT,
+    protocol_path TEXT,
+    protocol_yaml TEXT,
+    protocol_json TEXT NOT NULL,
+    device_json TEXT,
+    software_version TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    resumed_at REAL,
+    resumes INTEGER NOT NULL DEFAULT 0,
+    stopped_at REAL,
+    exit_status TEXT,
+    reason TEXT,
+    metric TEXT,
+    test_accuracy REAL,
+    layer_accuracy TEXT,
+    evaluations INTEGER,
+    wall_s REAL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    loss REAL NOT NULL,
+    accuracy REAL,
+    lr REAL NOT NULL,
+    evaluations INTEGER NOT NULL,
+    time REAL NOT NULL,
+    PRIMARY KEY (run_id, layer, version)
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    direction_seed INTEGER,
+    direction_draw INTEGER,
+    directions INTEGER NOT NULL,
+    eps REAL,
+    samples BLOB NOT NULL,
+    readings BLOB,
+    readings_shape TEXT,
+    t_start REAL NOT NULL,
+    t_end REAL NOT NULL,
+    PRIMARY KEY (run_id, layer, version)
+);
+CREATE TABLE IF NOT EXISTS parameters (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    theta BLOB NOT NULL,
+    PRIMARY KEY (run_id, layer, version)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    evaluations INTEGER NOT NULL,
+    theta BLOB NOT NULL,
+    optimizer BLOB NOT NULL,
+    time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    layer INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    loss REAL NOT NULL,
+    test_accuracy REAL,
+    evaluations INTEGER NOT NULL,
+    evaluations_per_s REAL,
+    time REAL NOT NULL,
+    PRIMARY KEY (run_id, layer, epoch)
+);
+CREATE TABLE IF NOT EXISTS arrays (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+
+def resolve_runs_dir(option: str | Path | None) -> Path:
+    """``--runs-dir`` if given, else ``$FFZERO_RUNS_DIR``, else ``./runs``."""
+    if option:
+        return Path(option)
+    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
+
+
+def npy(array: NDArray[np.generic]) -> bytes:
+    """An array as ``.npy`` bytes (no pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def from_npy(blob: bytes) -> NDArray[np.generic]:
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def npz(arrays: dict[str, NDArray[np.generic]]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buffer.getvalue()
+
+
+def from_npz(blob: bytes) -> dict[str, NDArray[np.generic]]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of ``runs list``."""
+
+    id: int
+    uid: str
+    name: str | None
+    kind: str
+    method: str | None
+    status: str
+    started_at: float
+    stopped_at: float | None
+    resumes: int
+    test_accuracy: float | None
+    layer_accuracy: list[float | None] | None
+    evaluations: int | None
+    wall_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a run stood after its last committed step."""
+
+    layer: int
+    epoch: int
+    step: int
+    version: int
+    evaluations: int
+    theta: NDArray[np.float64]
+    optimizer: dict[str, NDArray[np.generic]]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (and create) the store's database in WAL mode."""
+    db = sqlite3.connect(path, timeout=30.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    db.commit()
+    return db
+
+
+class RunStore:
+    """The SQLite run store of one runs directory (reading, and the writes outside a run's steps).
+
+    Args:
+        runs_dir: folder holding ``runs.sqlite`` (created if missing).
+    """
+
+    def __init__(self, runs_dir: Path) -> None:
+        self.path = runs_dir / DB_NAME
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            self.db = connect(self.path)
+            version = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        except (OSError, sqlite3.Error) as exc:
+            raise UserError(f"cannot open the run store: {exc}", str(self.path)) from None
+        if int(version) != SCHEMA_VERSION:
+            raise UserError(f"run store schema {version} is not {SCHEMA_VERSION}; use another --runs-dir",
+                            str(self.path))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- reading ------------------------------------------------------------------------
+    @staticmethod
+    def _status(exit_status: str | None, host: str, pid: int) -> str:
+        if exit_status is not None:
+            return exit_status
+        if host == socket.gethostname():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return "incomplete"
+            except PermissionError:
+                return "running"
+            return "running" if _alive(pid) else "incomplete"
+        return "incomplete"
+
+    def list_runs(self) -> list[RunSummary]:
+        rows = self.db.execute(
+            "SELECT id, uid, name, kind, method, exit_status, host, pid, started_at, stopped_at, resumes, "
+            "test_accuracy, layer_accuracy, evaluations, wall_s FROM runs ORDER BY id"
+        ).fetchall()
+        return [
+            RunSummary(r[0], r[1], r[2], r[3], r[4], self._status(r[5], r[6], r[7]), r[8], r[9], r[10], r[11],
+                       json.loads(r[12]) if r[12] else None, r[13], r[14])
+            for r in rows
+        ]
+
+    def find(self, ref: str) -> int:
+        """A run's number from its number or a unique prefix of its uid."""
+        if ref.isdigit():
+            row = self.db.execute("SELECT id FROM runs WHERE id=?", (int(ref),)).fetchone()
+            if row:
+                return int(row[0])
+        rows = self.db.execute("SELECT id FROM runs WHERE uid LIKE ?", (ref + "%",)).fetchall()
+        if len(rows) == 1:
+            return int(rows[0][0])
+        raise UserError(f"no run {ref!r}" if not rows else f"{ref!r} matches {len(rows)} runs", str(self.path))
+
+    def summary(self, run_id: int) -> RunSummary:
+        return next(r for r in self.list_runs() if r.id == run_id)
+
+    def run_row(self, run_id: int) -> dict[str, Any]:
+        cur = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,))
+        return dict(zip([c[0] for c in cur.description], cur.fetchone()))
+
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, args)
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def epochs(self, run_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT layer, epoch, loss, test_accuracy, evaluations, evaluations_per_s, time "
+                          "FROM epochs WHERE run_id=? ORDER BY time, layer, epoch", (run_id,))
+
+    def steps(self, run_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT layer, epoch, step, version, loss, accuracy, lr, evaluations, time "
+                          "FROM steps WHERE run_id=? ORDER BY time, layer, version", (run_id,))
+
+    def array(self, run_id: int, name: str) -> NDArray[np.generic]:
+        row = self.db.execute("SELECT data FROM arrays WHERE run_id=? AND name=?", (run_id, name)).fetchone()
+        if row is None:
+            raise KeyError(name)
+        return from_npy(row[0])
+
+    def array_names(self, run_id: int) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM arrays WHERE run_id=? ORDER BY name", (run_id,))]
+
+    def protocol(self, run_id: int) -> dict[str, Any]:
+        row = self.db.execute("SELECT protocol_json FROM runs WHERE id=?", (run_id,)).fetchone()
+        return json.loads(row[0])
+
+    def checkpoint(self, run_id: int) -> Checkpoint | None:
+        row = self.db.execute("SELECT layer, epoch, step, version, evaluations, theta, optimizer FROM checkpoints "
+                              "WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return Checkpoint(row[0], row[1], row[2], row[3], row[4], from_npy(row[5]), from_npz(row[6]))
+
+    def parameters_at(self, run_id: int, layer: int, version: int) -> NDArray[np.float64]:
+        """Base parameters of step ``version`` of ``layer`` (what its perturbations were added to)."""
+        row = self.db.execute("SELECT theta FROM parameters WHERE run_id=? AND layer=? AND version=?",
+                              (run_id, layer, version)).fetchone()
+        if row is None:
+            raise KeyError((layer, version))
+        return from_npy(row[0])
+
+    def measurement(self, run_id: int, layer: int, version: int, readings: bool = True) -> dict[str, Any]:
+        """One step's measurement row; ``readings=False`` leaves the raw readings unread (None)."""
+        columns = "*" if readings else ", ".join(
+            ["run_id", "layer", "version", "direction_seed", "direction_draw", "directions", "eps", "samples",
+             "NULL AS readings", "readings_shape", "t_start", "t_end"])
+        rows = self._rows(f"SELECT {columns} FROM measurements WHERE run_id=? AND layer=? AND version=?",
+                          (run_id, layer, version))
+        if not rows:
+            raise KeyError((layer, version))
+        m = rows[0]
+        m["samples"] = from_npy(m["samples"])
+        if m["readings"] is not None:
+            m["readings"] = from_npy(m["readings"])
+        return m
+
+
+def _alive(pid: int) -> bool:
+    """False for a zombie (killed, not yet reaped by its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class StoreSink:
+    """A document sink that records a run in the run store from a writer thread.
+
+    Each ``step`` document is written in one transaction: the step row, its measurement (if
+    recorded), the base parameters and the checkpoint. The queue is bounded (``depth``
+    steps): when the disk falls behind, the run waits rather than drop a record. ``close``
+    drains the queue.
+
+    Args:
+        runs_dir: the store's folder.
+        kind: ``dry-run`` or ``run``.
+        protocol_yaml, protocol_path: the protocol file's text and path.
+        software_version: ffzero-lab's version.
+        resume_run: the number of a run being resumed (its row is reused).
+    """
+
+    def __init__(self, runs_dir: Path, kind: str, protocol_yaml: str | None, protocol_path: str | None,
+                 software_version: str, resume_run: int | None = None, depth: int = 256) -> None:
+        self.path = runs_dir / DB_NAME
+        self.kind = kind
+        self.protocol_yaml = protocol_yaml
+        self.protocol_path = protocol_path
+        self.software_version = software_version
+        self.run_id: int | None = resume_run
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=depth)
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="run-store-writer", daemon=True)
+        self._thread.start()
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"the run store writer failed: {self._error}") from self._error
+        self._queue.put((name, doc))
+        if name == "start":  # callers read run_id right after the start document
+            self._started.wait(timeout=30)
+
+    def close(self) -> None:
+        """Write everything still queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError(f"the run store writer failed: {self._error}") from self._error
+
+    def _work(self) -> None:
+        db = connect(self.path)
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    break
+                try:
+                    with db:
+                        self._write(db, *item)
+                finally:
+                    if item[0] == "start":
+                        self._started.set()
+        except BaseException as exc:  # reported to the training thread at its next document
+            self._error = exc
+            self._started.set()
+            while self._queue.get() is not None:
+                pass
+        finally:
+            db.close()
+
+    def _write(self, db: sqlite3.Connection, name: str, doc: dict[str, Any]) -> None:
+        if name == "start":
+            if self.run_id is None:
+                cur = db.execute(
+                    "INSERT INTO runs(uid, name, kind, method, protocol_path, protocol_yaml, protocol_json, "
+                    "device_json, software_version, host, pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (doc["run_uid"], doc["protocol"].get("name"), self.kind, doc["protocol"].get("method"),
+                     self.protocol_path, self.protocol_yaml, json.dumps(doc["protocol"]),
+                     json.dumps(doc.get("device")), self.software_version, socket.gethostname(), os.getpid(),
+                     doc["time"]),
+                )
+                self.run_id = int(cur.lastrowid)
+            else:
+                db.execute("UPDATE runs SET resumed_at=?, resumes=resumes+1, pid=?, host=?, exit_status=NULL, "
+                           "stopped_at=NULL, reason=NULL WHERE id=?",
+                           (doc["time"], os.getpid(), socket.gethostname(), self.run_id))
+            return
+        run = self.run_id
+        if name == "step":
+            db.execute("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (run, doc["layer"], doc["epoch"], doc["step"], doc["version"], doc["loss"],
+                        doc.get("accuracy"), doc["lr"], doc["evaluations"], doc["time"]))
+            record = doc.get("record") or {}
+            if "samples" in record:
+                readings = record.get("readings")
+                db.execute(
+                    "INSERT OR REPLACE INTO measurements VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run, doc["layer"], doc["version"], record.get("direction_seed"), record.get("direction_draw"),
+                     record.get("directions", 0), record.get("eps"), npy(record["samples"].astype(np.int32)),
+                     None if readings is None else npy(readings.astype(np.float32)),
+                     None if readings is None else json.dumps(list(readings.shape)),
+                     record["t_start"], record["t_end"]))
+                db.execute("INSERT OR REPLACE INTO parameters VALUES (?,?,?,?)",
+                           (run, doc["layer"], doc["version"], npy(record["base"])))
+            if "checkpoint" in record:
+                c = record["checkpoint"]
+                db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
+                           (run, doc["layer"], doc["epoch"], doc["step"], doc["version"], doc["evaluations"],
+                            npy(c["theta"]), npz(c["optimizer"]), doc["time"]))
+        elif name == "epoch":
+            db.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?,?,?,?)",
+                       (run, doc["layer"], doc["epoch"], doc["loss"], doc.get("test_accuracy"),
+                        doc["evaluations"], doc.get("evaluations_per_s"), doc["time"]))
+        elif name == "arrays":
+            db.executemany("INSERT OR REPLACE INTO arrays VALUES (?,?,?,?,?)",
+                           [(run, k, str(np.asarray(a).dtype), json.dumps(list(np.shape(a))), npy(a))
+                            for k, a in doc["arrays"].items()])
+        elif name == "stop":
+            db.execute(
+                "UPDATE runs SET stopped_at=?, exit_status=?, reason=?, metric=?, test_accuracy=?, layer_accuracy=?, "
+                "evaluations=?, wall_s=? WHERE id=?",
+                (doc["time"], doc["exit_status"], doc.get("reason"), doc.get("metric"), doc.get("test_accuracy"),
+                 json.dumps(doc["layer_accuracy"]) if doc.get("layer_accuracy") is not None else None,
+                 doc.get("evaluations"), doc.get("wall_s"), run))
