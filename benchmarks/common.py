@@ -12,9 +12,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ffzero_lab.config.protocol import Protocol, load_protocol
 from ffzero_lab.data.datasets import resolve_data_dir
 from ffzero_lab.run.orchestrator import Orchestrator
-from ffzero_lab.config.protocol import Protocol, load_protocol
 from ffzero_lab.run.prepare import prepare
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -57,15 +57,15 @@ from common import ROOT, machine, report, train_settings
 from drivers.emulated.generate import write_emulated_rig
 from drivers.simulated.activation import ElectroOpticActivation
 from drivers.simulated.mesh import ActivationSettings
-from ffzero_lab.run.session import check_rig_setpoints, device_seed
-from ffzero_lab.data.datasets import resolve_data_dir
-from ffzero_lab.rig import load_specs, build_rig_network
 from ffzero_lab.calibration.fit import decompose
+from ffzero_lab.config.protocol import load_protocol
+from ffzero_lab.data.datasets import resolve_data_dir
 from ffzero_lab.photonics.optics import MeshOptics
+from ffzero_lab.rig import build_rig_network, load_specs
 from ffzero_lab.rig.spec import LayerSpec
 from ffzero_lab.run.orchestrator import Orchestrator
-from ffzero_lab.config.protocol import load_protocol
 from ffzero_lab.run.prepare import prepare
+from ffzero_lab.run.session import check_rig_setpoints, device_seed
 
 PROTOCOL = ROOT / "protocols" / "quickstart.yaml"
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

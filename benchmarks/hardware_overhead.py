@@ -36,11 +36,10 @@ import yaml
 from common import ROOT, machine, report
 
 from drivers.emulated.rig import EmulatedRig
-from ffzero_lab.rig import load_specs, build_rig_network
-from ffzero_lab.run.orchestrator import Orchestrator
 from ffzero_lab.config.protocol import load_protocol
+from ffzero_lab.rig import build_rig_network, load_specs
+from ffzero_lab.run.orchestrator import Orchestrator
 from ffzero_lab.run.prepare import prepare
-
 
 DEFINITIONS = """\
 instrument = latency (the emulator's reply latency as configured, every command) + settle (the waits after heater writes)

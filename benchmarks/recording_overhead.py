@@ -20,8 +20,8 @@ from pathlib import Path
 
 from common import ROOT, machine, report, train_settings
 
-from ffzero_lab.run.orchestrator import Orchestrator
 from ffzero_lab.config.protocol import load_protocol
+from ffzero_lab.run.orchestrator import Orchestrator
 from ffzero_lab.run.prepare import prepare
 from ffzero_lab.store.runstore import StoreSink
 

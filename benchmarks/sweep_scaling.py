@@ -27,16 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from common import ROOT, machine, report
 
+from ffzero_lab.sweep.cluster import dask_client, run_cells
 from ffzero_lab.sweep.grid import (
     ResultStore,
     expand,
     load_sweep,
     write_outputs,
 )
-from ffzero_lab.sweep.cluster import dask_client, run_cells
 
 FIXED = {"device.driver": "digital", "device.settings": {}, "network.activation": {}, "data.encoding": "raw",
          "network.width": 32, "network.layers": 2, "train.eps": 0.01, "record.measurements": False}

@@ -27,8 +27,8 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from ffzero_lab.photonics.optics import MeshOptics, mesh_phase_names, modulator_field
-from ffzero_lab.rig.spec import group_by_instrument
 from ffzero_lab.rig import RigConfig
+from ffzero_lab.rig.spec import group_by_instrument
 
 
 class ActivationSettings(BaseModel):

@@ -36,10 +36,9 @@ from typing import Any
 
 import yaml
 
+from drivers.simulated.activation import ElectroOpticActivation as ElectroOptic
 from ffzero_lab.photonics.optics import mesh_phase_names
 from ffzero_lab.rig import load_rig
-
-from drivers.simulated.activation import ElectroOpticActivation as ElectroOptic
 
 from .chip import ActivationSettings, ChipSettings, EmulatedChip
 

@@ -25,9 +25,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ffzero_lab.config.protocol import validation_error
 from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.rig import RigConfig, load_rig
-from ffzero_lab.config.protocol import validation_error
 
 from .chip import ChipSettings, EmulatedChip
 from .n774x import PORTS, N774xEmulator

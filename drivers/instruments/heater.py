@@ -35,7 +35,6 @@ from .limits import (
     rising_power_W,
 )
 
-
 _INTP = np.dtype(np.intp)
 _FLOAT = np.dtype(np.float64)
 

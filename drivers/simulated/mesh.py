@@ -316,9 +316,9 @@ class SimulatedMesh(HeldParameters, PhysicalLayer):
     def differentiable(self):
         """TensorFlow twin of this mesh's model (fixed errors and loss, ideal heaters)."""
         _quiet_tensorflow()
-        from .mesh_tf import mesh_model  # lazy: imports TensorFlow
-
         import tensorflow as tf
+
+        from .mesh_tf import mesh_model  # lazy: imports TensorFlow
 
         model = mesh_model(self.geometry, tf.complex128 if self._dtype == np.complex128 else tf.complex64)
         power = self.laser_power_W

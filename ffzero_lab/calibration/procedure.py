@@ -30,14 +30,6 @@ import numpy as np
 from numpy.typing import NDArray
 from rich.table import Table
 
-from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.rig import ChannelRef, RigConfig
-from ffzero_lab.rig.calibration_file import (
-    CalibrationFile,
-    ChannelLaw,
-    PhaseLaws,
-    save_calibration,
-)
 from ffzero_lab.calibration.fit import (
     MeshFit,
     MeshSweeps,
@@ -49,7 +41,15 @@ from ffzero_lab.calibration.fit import (
     nearest_unitary,
     transfer_from_gamma_sweeps,
 )
+from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.photonics.optics import MeshOptics, modulator_field
+from ffzero_lab.rig import ChannelRef, RigConfig
+from ffzero_lab.rig.calibration_file import (
+    CalibrationFile,
+    ChannelLaw,
+    PhaseLaws,
+    save_calibration,
+)
 from ffzero_lab.rig.io import RigIO
 from ffzero_lab.rig.spec import Channels, LayerSpec, layer_specs
 
@@ -256,9 +256,10 @@ def _placeholder(rig: RigConfig) -> CalibrationFile:
 
 
 def run_calibration(rig: RigConfig, source: str, target: Path, points: int = 24, starts: int = 100, seed: int = 0,
-                    plots: Path | None = None, progress: Callable[[str], None] = lambda _: None,
+                    progress: Callable[[str], None] = lambda _: None,
                     sleep: Callable[[float], None] | None = None) -> CalibrationResult:
-    """Calibrate every mesh of ``rig`` and write ``target`` (and one PNG per channel into ``plots``).
+    """Calibrate every mesh of ``rig`` and write ``target``; the sweeps are in the result
+    (:func:`ffzero_lab.calibration.plots.plot_sweeps` draws one PNG per channel).
 
     Raises:
         ConfigError: the file maps no mesh fully, or the sweeps would not fit the power budget.
@@ -293,9 +294,5 @@ def run_calibration(rig: RigConfig, source: str, target: Path, points: int = 24,
         assert sweep.law is not None
         result.file.channels.setdefault(sweep.ref.instrument, {})[sweep.ref.channel] = sweep.law
     save_calibration(target, result.file)
-    if plots is not None:
-        from ffzero_lab.calibration.plots import plot_sweeps  # lazy: imports matplotlib
-
-        plot_sweeps(result.sweeps, plots)
     return result
 

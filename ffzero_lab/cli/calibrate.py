@@ -44,7 +44,7 @@ def calibrate(
         raise fail(exc) from None
     try:
         result = run_calibration(rig, source, target, points=points, starts=starts, seed=seed,
-                                 plots=plots, progress=lambda line: err.print(line, highlight=False))
+                                 progress=lambda line: err.print(line, highlight=False))
     except UserError as exc:
         raise fail(exc) from None
     except Exception as exc:  # an instrument failed or a limit was hit: the heaters are already safe
@@ -54,5 +54,9 @@ def calibrate(
         if isinstance(exc, (InstrumentError, ParameterRangeError)):
             raise fail(UserError(str(exc), source)) from None
         raise
+    if plots is not None:
+        from ffzero_lab.calibration.plots import plot_sweeps  # lazy: imports matplotlib
+
+        plot_sweeps(result.sweeps, plots)
     out.print(result.table(), highlight=False)
     out.print(f"wrote {target}" + (f"; plots in {plots}" if plots else ""), highlight=False)

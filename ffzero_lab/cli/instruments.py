@@ -24,13 +24,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from ffzero_lab.core.errors import UserError
-from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.rig.errors import InstrumentError
+from ffzero_lab.core.errors import ConfigError, UserError
 from ffzero_lab.rig.config import RigConfig
-from ffzero_lab.rig.driver import import_object, limit_problems
-from ffzero_lab.rig.loader import load_rig, rig_schema
 from ffzero_lab.rig.connect import open_instrument, resource_manager
+from ffzero_lab.rig.driver import import_object, limit_problems
+from ffzero_lab.rig.errors import InstrumentError
+from ffzero_lab.rig.loader import load_rig, rig_schema
 
 instruments_app = typer.Typer(help="The rig's instruments (instruments.yaml).", no_args_is_help=True)
 

@@ -4,14 +4,12 @@ The work is in :mod:`ffzero_lab.store.runstore`, :mod:`ffzero_lab.store.export` 
 :mod:`ffzero_lab.store.plots`.
 """
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
-import json
-import sys
-
 from rich.table import Table
 
 from ffzero_lab.cli.common import DataDir, RunRef, RunsDir, fail, out, when

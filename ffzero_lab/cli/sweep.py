@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from ffzero_lab.sweep.cluster import dask_client, run_cells
         from ffzero_lab.sweep.grid import (
             ResultStore,
             expand,
@@ -50,7 +51,6 @@ def register(app: typer.Typer) -> None:
             write_manifest,
             write_outputs,
         )
-        from ffzero_lab.sweep.cluster import dask_client, run_cells
 
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         try:

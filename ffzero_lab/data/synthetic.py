@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from ffzero_lab.data.datasets import Dataset
+from ffzero_lab.data.dataset import Dataset
 
 
 def franke(x: NDArray[np.float64]) -> NDArray[np.float64]:

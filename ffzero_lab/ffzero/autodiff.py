@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ffzero_lab.core.network import Network
 from ffzero_lab.ffzero.goodness import TapGoodness
 from ffzero_lab.ffzero.methods import (
     LayerEstimator,
@@ -22,8 +23,7 @@ from ffzero_lab.ffzero.methods import (
     StepResult,
 )
 from ffzero_lab.ffzero.objectives import Objective
-from ffzero_lab.core.network import Network
-from ffzero_lab.config.protocol import TrainConfig
+from ffzero_lab.ffzero.settings import EstimatorSettings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
@@ -56,7 +56,7 @@ def tf_channel_goodness(taps: tf.Tensor, goodness: TapGoodness) -> tf.Tensor:
     return tf_goodness(r, protos, False)
 
 
-def tf_margin_loss(goodness: tf.Tensor, labels: tf.Tensor, config: TrainConfig) -> tf.Tensor:
+def tf_margin_loss(goodness: tf.Tensor, labels: tf.Tensor, config: EstimatorSettings) -> tf.Tensor:
     """The margin loss of :func:`ffzero_lab.ffzero.losses.margin_loss`, mean over the batch (and any leading axes)."""
     n_classes = goodness.shape[-1]
     onehot = tf.one_hot(labels, n_classes, dtype=goodness.dtype)
@@ -70,14 +70,14 @@ def tf_margin_loss(goodness: tf.Tensor, labels: tf.Tensor, config: TrainConfig) 
     return tf.reduce_mean(per_sample)
 
 
-def tf_local_loss(goodness: tf.Tensor, y: tf.Tensor, objective: Objective, config: TrainConfig) -> tf.Tensor:
+def tf_local_loss(goodness: tf.Tensor, y: tf.Tensor, objective: Objective, config: EstimatorSettings) -> tf.Tensor:
     """The objective's layer-local loss (margin loss, or the regression loss), batch mean."""
     if objective.metric == "accuracy":
         return tf_margin_loss(goodness, y, config)
     return tf.reduce_mean(tf.reduce_sum((goodness - (2.0 * y - 1.0)) ** 2, axis=-1))
 
 
-def tf_readout_loss(taps: tf.Tensor, y: tf.Tensor, objective: Objective, config: TrainConfig) -> tf.Tensor:
+def tf_readout_loss(taps: tf.Tensor, y: tf.Tensor, objective: Objective, config: EstimatorSettings) -> tf.Tensor:
     """The BP loss of :meth:`ffzero_lab.ffzero.objectives.Objective.readout_loss`, batch mean."""
     head = taps[:, : objective.width]
     if config.readout == "power-fraction":
@@ -103,7 +103,7 @@ class LocalAD(LayerEstimator):
     """
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 goodness: TapGoodness, config: TrainConfig, objective: Objective) -> None:
+                 goodness: TapGoodness, config: EstimatorSettings, objective: Objective) -> None:
         super().__init__(network, layer, train, test, goodness, config, objective)
         model = _twin(self.layer, f"layer {layer}")
         channels = float(goodness.channels)
@@ -129,7 +129,7 @@ class LocalAD(LayerEstimator):
 class GlobalAD(NetworkEstimator):
     """BP+AD: exact gradient of the readout cross-entropy through the whole network."""
 
-    def __init__(self, network: Network, train: Split, test: Split, objective: Objective, config: TrainConfig) -> None:
+    def __init__(self, network: Network, train: Split, test: Split, objective: Objective, config: EstimatorSettings) -> None:
         super().__init__(network, train, test, objective, config)
         models = [_twin(layer, f"layer {i}") for i, layer in enumerate(network.layers)]
         stages = [None if s is None else _twin(s, f"the stage after layer {i}") for i, s in enumerate(network.stages)]

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ffzero_lab.ffzero.goodness import TapGoodness
 from ffzero_lab.core.network import Network
+from ffzero_lab.ffzero.goodness import TapGoodness
 from ffzero_lab.ffzero.objectives import Objective
 from ffzero_lab.ffzero.perturbation import DirectionSampler, directional_gradient, perturbed_settings
-from ffzero_lab.config.protocol import TrainConfig
+from ffzero_lab.ffzero.settings import EstimatorSettings
 
 LOCAL_METHODS = ("ff-dd", "ff-ad")
 GLOBAL_METHODS = ("bp-dd", "bp-ad")
@@ -106,7 +106,7 @@ class LayerEstimator(Estimator):
     """
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 goodness: TapGoodness, config: TrainConfig, objective: Objective) -> None:
+                 goodness: TapGoodness, config: EstimatorSettings, objective: Objective) -> None:
         self.layer = network.layers[layer]
         self.index = layer
         self.n = self.layer.n_params
@@ -145,7 +145,7 @@ class LayerEstimator(Estimator):
 class NetworkEstimator(Estimator):
     """Base of the global (BP) methods: trains every layer at once, predicts from the readout."""
 
-    def __init__(self, network: Network, train: Split, test: Split, objective: Objective, config: TrainConfig) -> None:
+    def __init__(self, network: Network, train: Split, test: Split, objective: Objective, config: EstimatorSettings) -> None:
         self.network = network
         self.sizes = [layer.n_params for layer in network.layers]
         self.n = int(sum(self.sizes))
@@ -177,7 +177,7 @@ class DirectionalDerivatives:
     Subclasses say how a batch of settings is scored (:meth:`score`).
     """
 
-    config: TrainConfig
+    config: EstimatorSettings
     n: int
 
     def _sampler(self, seed: int, groups: int = 1) -> None:
@@ -201,7 +201,7 @@ class LocalDD(DirectionalDerivatives, LayerEstimator):
     """FFzero: directional derivatives of one layer's margin loss, 2K settings in one batch."""
 
     def __init__(self, network: Network, layer: int, train: Split, test: Split,
-                 goodness: TapGoodness, config: TrainConfig, objective: Objective, seed: int) -> None:
+                 goodness: TapGoodness, config: EstimatorSettings, objective: Objective, seed: int) -> None:
         LayerEstimator.__init__(self, network, layer, train, test, goodness, config, objective)
         self._sampler(seed, goodness.channels)
 
@@ -215,7 +215,7 @@ class GlobalDD(DirectionalDerivatives, NetworkEstimator):
     """BP+DD: directional derivatives of the readout cross-entropy over every parameter at once."""
 
     def __init__(self, network: Network, train: Split, test: Split, objective: Objective,
-                 config: TrainConfig, seed: int) -> None:
+                 config: EstimatorSettings, seed: int) -> None:
         NetworkEstimator.__init__(self, network, train, test, objective, config)
         self._sampler(seed)
 

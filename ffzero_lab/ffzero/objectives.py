@@ -21,11 +21,11 @@ from ffzero_lab.ffzero.losses import (
     regression_loss,
     regression_prediction,
 )
-from ffzero_lab.config.protocol import TrainConfig
+from ffzero_lab.ffzero.settings import EstimatorSettings
 from ffzero_lab.ffzero.voting import majority_vote
 
 
-def readout(taps: NDArray[np.floating], width: int, train: TrainConfig) -> NDArray[np.float64]:
+def readout(taps: NDArray[np.floating], width: int, train: EstimatorSettings) -> NDArray[np.float64]:
     """The BP readout ``(..., P) -> (..., width)``: the first ``width`` taps' share of the
     detected power (``power-fraction``, scale-free) or the raw taps."""
     head = np.asarray(taps, dtype=np.float64)[..., :width]
@@ -51,7 +51,7 @@ class Objective(ABC):
     width: int
 
     @abstractmethod
-    def local_loss(self, goodness: NDArray[np.float64], y: NDArray[Any], train: TrainConfig) -> NDArray[np.float64]:
+    def local_loss(self, goodness: NDArray[np.float64], y: NDArray[Any], train: EstimatorSettings) -> NDArray[np.float64]:
         """Layer-local loss ``(..., B, width) -> (...)``, batch mean."""
 
     @abstractmethod
@@ -63,11 +63,11 @@ class Objective(ABC):
         """The network's prediction from every layer's."""
 
     @abstractmethod
-    def readout_loss(self, taps: NDArray[np.float64], y: NDArray[Any], train: TrainConfig) -> NDArray[np.float64]:
+    def readout_loss(self, taps: NDArray[np.float64], y: NDArray[Any], train: EstimatorSettings) -> NDArray[np.float64]:
         """BP loss from the last layer's taps ``(..., B, P) -> (...)``."""
 
     @abstractmethod
-    def readout_predict(self, taps: NDArray[np.float64], train: TrainConfig) -> NDArray[Any]:
+    def readout_predict(self, taps: NDArray[np.float64], train: EstimatorSettings) -> NDArray[Any]:
         """BP prediction from the last layer's taps."""
 
     @abstractmethod

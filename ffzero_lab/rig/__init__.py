@@ -25,6 +25,14 @@ numbers them; power-meter ports from 1, as the Keysight N774x numbers them.
 """
 
 from ffzero_lab.rig.budget import PowerBudget
+from ffzero_lab.rig.build import HardwareNetwork, build_rig_network, load_specs
+from ffzero_lab.rig.calibration_file import (
+    CalibrationFile,
+    ChannelLaw,
+    PhaseLaws,
+    load_calibration,
+    save_calibration,
+)
 from ffzero_lab.rig.config import (
     ChannelLimits,
     ChannelLimitsOverride,
@@ -40,29 +48,21 @@ from ffzero_lab.rig.driver import (
     HeaterInstrument,
     InstrumentDriver,
     InstrumentIdentity,
+    PowerMeterInstrument,
     import_object,
     limit_problems,
-    PowerMeterInstrument,
     resolve_driver_class,
 )
 from ffzero_lab.rig.errors import InstrumentError, LimitError, PowerBudgetError
+from ffzero_lab.rig.io import RigCounters, RigIO
+from ffzero_lab.rig.layer import HardwareMesh, InputRangeError
 from ffzero_lab.rig.loader import (
     check_driver,
     load_rig,
     parse_rig,
     rig_schema,
 )
-from ffzero_lab.rig.build import HardwareNetwork, load_specs, build_rig_network
-from ffzero_lab.rig.calibration_file import (
-    CalibrationFile,
-    ChannelLaw,
-    PhaseLaws,
-    load_calibration,
-    save_calibration,
-)
-from ffzero_lab.rig.layer import HardwareMesh, InputRangeError
 from ffzero_lab.rig.preflight import Setpoints, check_setpoints
-from ffzero_lab.rig.io import RigCounters, RigIO
 
 __all__ = [
     "CalibrationFile",

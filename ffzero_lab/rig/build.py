@@ -9,14 +9,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from ffzero_lab.calibration.fit import decompose
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.rig.config import RigConfig
-from ffzero_lab.rig.loader import load_rig
 from ffzero_lab.core.network import Network
 from ffzero_lab.rig.calibration_file import load_calibration
-from ffzero_lab.calibration.fit import decompose
-from ffzero_lab.rig.layer import HardwareMesh
+from ffzero_lab.rig.config import RigConfig
 from ffzero_lab.rig.io import RigIO
+from ffzero_lab.rig.layer import HardwareMesh
+from ffzero_lab.rig.loader import load_rig
 from ffzero_lab.rig.spec import LayerSpec, layer_specs
 
 

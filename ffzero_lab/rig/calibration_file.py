@@ -27,8 +27,8 @@ import yaml
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.config.protocol import validation_error
+from ffzero_lab.core.errors import ConfigError
 
 TWO_PI = 2 * np.pi
 MODEL = "phi = phi0 + k V^2"

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel
 
+from ffzero_lab.config.registry import (
+    import_object as import_object,  # re-exported: instrument drivers are named the same way
+)
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.config.registry import import_object as import_object  # re-exported: instrument drivers are named the same way
 
 if TYPE_CHECKING:
     from ffzero_lab.rig.config import InstrumentConfig, RigConfig

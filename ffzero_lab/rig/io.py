@@ -24,10 +24,10 @@ import numpy as np
 import pyvisa
 from numpy.typing import NDArray
 
-from ffzero_lab.rig.errors import InstrumentError, PowerBudgetError
-from ffzero_lab.rig.config import PortRef, RigConfig
 from ffzero_lab.rig.budget import PowerBudget
+from ffzero_lab.rig.config import PortRef, RigConfig
 from ffzero_lab.rig.connect import open_instrument, resource_manager
+from ffzero_lab.rig.errors import InstrumentError, PowerBudgetError
 from ffzero_lab.rig.spec import group_by_instrument
 from ffzero_lab.rig.waits import wait_s
 

@@ -31,8 +31,8 @@ from ffzero_lab.core.contract import (
     PhysicalLayer,
 )
 from ffzero_lab.photonics.optics import modulator_phase
-from ffzero_lab.rig.plan import plan
 from ffzero_lab.rig.io import RigIO
+from ffzero_lab.rig.plan import plan
 from ffzero_lab.rig.spec import LayerSpec
 
 #: How far an input may stray outside [0, 1] (rounding) before it is refused.

@@ -18,8 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.rig.config import RigConfig
 from ffzero_lab.photonics.optics import modulator_phase
+from ffzero_lab.rig.config import RigConfig
 from ffzero_lab.rig.spec import Channels, LayerSpec
 
 

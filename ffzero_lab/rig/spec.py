@@ -12,9 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.rig.config import ChannelRef, PortRef, RigConfig
-from ffzero_lab.rig.calibration_file import CalibrationFile, PhaseLaws
 from ffzero_lab.photonics.optics import mesh_phase_names
+from ffzero_lab.rig.calibration_file import CalibrationFile, PhaseLaws
+from ffzero_lab.rig.config import ChannelRef, PortRef, RigConfig
 
 
 def group_by_instrument(refs: Sequence[tuple[str, int]]) -> dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]]:

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ffzero_lab.config.protocol import Protocol, TrainConfig
+from ffzero_lab.core.network import Network
 from ffzero_lab.data.datasets import Dataset
 from ffzero_lab.ffzero.encoding import encode
 from ffzero_lab.ffzero.goodness import TapGoodness, random_projection
@@ -41,11 +43,10 @@ from ffzero_lab.ffzero.methods import (
     Split,
 )
 from ffzero_lab.ffzero.objectives import objective_for
-from ffzero_lab.core.network import Network
 from ffzero_lab.ffzero.optimizers import learning_rate, make_optimizer
-from ffzero_lab.config.protocol import Protocol
-from ffzero_lab.store.runstore import Checkpoint
 from ffzero_lab.ffzero.prototypes import max_separated_prototypes
+from ffzero_lab.ffzero.settings import EstimatorSettings
+from ffzero_lab.store.runstore import Checkpoint
 
 #: A sink receives ``(name, document)`` for every document of a run.
 Sink = Callable[[str, dict[str, Any]], None]
@@ -75,6 +76,13 @@ class RunResult:
     wall_s: float
     prototypes: list[NDArray[np.float64]] = field(repr=False)
     parameters: list[NDArray[np.float64]] = field(repr=False)
+
+
+def estimator_settings(train: TrainConfig) -> EstimatorSettings:
+    """The plain values of the protocol's ``train`` section that the estimators read."""
+    return EstimatorSettings(directions=train.directions, eps=train.eps, margin=train.margin,
+                             negative_weight=train.negative_weight, negatives=train.negatives,
+                             readout=train.readout, logit_scale=train.logit_scale)
 
 
 @dataclass(frozen=True)
@@ -167,6 +175,7 @@ class Orchestrator:
         self.dataset = dataset
         self.sinks = list(sinks)
         self.seeds = seeds or RunSeeds.from_seed(protocol.seed)
+        self.settings = estimator_settings(protocol.train)
         self.resume = resume
         self.run_uid = run_uid or uuid.uuid4().hex
         self.evaluations = 0
@@ -190,21 +199,21 @@ class Orchestrator:
         if layer is None:
             train, test = Split(self.x_train, self.y_train), Split(self.x_test, self.y_test)
             if p.method == "bp-dd":
-                return GlobalDD(self.network, train, test, self.objective, p.train, self.seeds.direction_seed(-1))
+                return GlobalDD(self.network, train, test, self.objective, self.settings, self.seeds.direction_seed(-1))
             from ffzero_lab.ffzero.autodiff import GlobalAD  # lazy: imports TensorFlow
 
-            return GlobalAD(self.network, train, test, self.objective, p.train)
+            return GlobalAD(self.network, train, test, self.objective, self.settings)
         x_train = self.network.layer_inputs(layer, self.x_train)
         x_test = self.network.layer_inputs(layer, self.x_test)
         self.evaluations += layer * (x_train.shape[0] + x_test.shape[0])
         train, test = Split(x_train, self.y_train), Split(x_test, self.y_test)
         goodness = self.goodness[layer]
         if p.method == "ff-dd":
-            return LocalDD(self.network, layer, train, test, goodness, p.train, self.objective,
+            return LocalDD(self.network, layer, train, test, goodness, self.settings, self.objective,
                            self.seeds.direction_seed(layer))
         from ffzero_lab.ffzero.autodiff import LocalAD  # lazy: imports TensorFlow
 
-        return LocalAD(self.network, layer, train, test, goodness, p.train, self.objective)
+        return LocalAD(self.network, layer, train, test, goodness, self.settings, self.objective)
 
     def train(self, layer: int | None) -> None:
         """Train one layer (FF methods; the layers before it stay as they are) or, with
@@ -280,7 +289,7 @@ class Orchestrator:
         self.evaluations += len(self.network) * self.x_test.shape[0]
         objective = self.objective
         if self.protocol.method in GLOBAL_METHODS:
-            score = objective.score(objective.readout_predict(taps[-1], self.protocol.train), self.y_test)
+            score = objective.score(objective.readout_predict(taps[-1], self.settings), self.y_test)
             return score, [None] * (len(self.network) - 1) + [score]
         predictions = [objective.local_predict(self.goodness[i](tap)) for i, tap in enumerate(taps)]
         per_layer: list[float | None] = [objective.score(p, self.y_test) for p in predictions]

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ffzero_lab.data.datasets import load_dataset
 from ffzero_lab.core.errors import DataError
+from ffzero_lab.data.datasets import load_dataset
 from ffzero_lab.ffzero.goodness import TapGoodness
 from ffzero_lab.ffzero.goodness import centre as centre_taps
 from ffzero_lab.store.runstore import RunStore

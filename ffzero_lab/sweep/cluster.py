@@ -40,9 +40,9 @@ def run_cell(document: dict[str, Any], source: str, data_dir: str | None) -> dic
                 "worker": worker}
 
     try:
+        from ffzero_lab.config.protocol import parse_protocol
         from ffzero_lab.data.datasets import resolve_data_dir
         from ffzero_lab.run.orchestrator import Orchestrator
-        from ffzero_lab.config.protocol import parse_protocol
         from ffzero_lab.run.prepare import prepare
 
         protocol = parse_protocol(document, source)

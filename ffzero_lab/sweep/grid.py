@@ -40,7 +40,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,9 +48,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from ffzero_lab.core.errors import ConfigError, UserError
 from ffzero_lab.config.protocol import Protocol, load_protocol, validation_error
 from ffzero_lab.config.registry import resolve_driver
+from ffzero_lab.core.errors import ConfigError, UserError
 
 _FIELD = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -531,8 +531,3 @@ def write_outputs(sweep: Sweep, cells: Sequence[Cell], store: ResultStore) -> tu
     except OSError as exc:
         raise UserError(f"cannot write the results: {exc.strerror or exc}", str(folder)) from None
     return table, paths
-
-
-def numeric_axis(values: Iterable[Any]) -> bool:
-    """Every value a number (not a bool)."""
-    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)

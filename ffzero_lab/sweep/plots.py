@@ -17,15 +17,18 @@ runs), for each that some cell has a value for.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-
-from ffzero_lab.sweep.grid import numeric_axis
 
 SEED = "seed"
 DEPTH = "network.layers"
 METHOD = "method"
+
+
+def numeric_axis(values: Iterable[Any]) -> bool:
+    """Every value a number (not a bool)."""
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
 def x_axes(grid: dict[str, list[Any]]) -> list[str]:

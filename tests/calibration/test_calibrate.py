@@ -11,8 +11,6 @@ import yaml
 from typer.testing import CliRunner
 
 from drivers.emulated.rig import EmulatedRig
-from ffzero_lab.cli.app import app
-from ffzero_lab.rig import load_calibration, load_specs
 from ffzero_lab.calibration.fit import (
     MeshSweeps,
     blind_directions,
@@ -23,10 +21,10 @@ from ffzero_lab.calibration.fit import (
     pin,
     transfer_from_gamma_sweeps,
 )
+from ffzero_lab.cli.app import app
 from ffzero_lab.photonics.optics import MeshOptics, mesh_phase_names
-
+from ffzero_lab.rig import load_calibration, load_specs
 from tests.rig.conftest import live_instruments_file
-
 
 #: Input fields ``(modes, patterns)``: light into each mode alone, then into all.
 PATTERNS = np.hstack([np.eye(4), np.ones((4, 1))]).astype(complex)

@@ -12,7 +12,6 @@ import yaml
 from typer.testing import CliRunner
 
 from ffzero_lab.cli.app import app
-
 from tests.drivers.instruments.conftest import SIMS
 from tests.rig.test_config import changed
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.config.protocol import (
     Protocol,
     apply_override,
     load_protocol,
     parse_protocol,
 )
+from ffzero_lab.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

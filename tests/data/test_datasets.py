@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ffzero_lab.core.errors import DataError
 from ffzero_lab.data.datasets import (
     load_dataset,
     load_digits,
     load_idx_set,
     resolve_data_dir,
 )
-from ffzero_lab.ffzero.encoding import amplitude
-from ffzero_lab.core.errors import DataError
 from ffzero_lab.data.idx import write_idx
+from ffzero_lab.ffzero.encoding import amplitude
 
 
 def test_digits_fixed_split() -> None:

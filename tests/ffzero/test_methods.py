@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ffzero_lab.config.protocol import parse_protocol
 from ffzero_lab.data.datasets import block_average
 from ffzero_lab.ffzero.goodness import cosine_goodness
 from ffzero_lab.ffzero.losses import margin_loss
 from ffzero_lab.ffzero.methods import GlobalDD, Split
 from ffzero_lab.run.orchestrator import Orchestrator
-from ffzero_lab.config.protocol import parse_protocol
 from ffzero_lab.run.prepare import prepare
 
 tf = pytest.importorskip("tensorflow")
@@ -61,7 +61,7 @@ def test_local_ad_loss_and_gradient_match_the_device() -> None:
     orch = built(p)
     layer = orch.network.layers[0]
     split = Split(orch.x_train, orch.y_train)
-    est = LocalAD(orch.network, 0, split, split, orch.goodness[0], p.train, orch.objective)
+    est = LocalAD(orch.network, 0, split, split, orch.goodness[0], orch.settings, orch.objective)
     batch = np.arange(20)
     theta = layer.get_parameters()
     result = est.loss_and_gradient(theta, batch, 0)
@@ -87,12 +87,12 @@ def test_global_ad_twin_equals_the_device_network() -> None:
     p = protocol("bp-ad", device="mesh")
     orch = built(p)
     split = Split(orch.x_train, orch.y_train)
-    est = GlobalAD(orch.network, split, split, orch.objective, p.train)
+    est = GlobalAD(orch.network, split, split, orch.objective, orch.settings)
     batch = np.arange(30)
     result = est.loss_and_gradient(est.parameters(), batch, 0)
     loss, grad = result.loss, result.grad
     taps = orch.network.all_taps(split.x[batch])[-1]
-    expected = orch.objective.readout_loss(taps, split.y[batch], p.train)
+    expected = orch.objective.readout_loss(taps, split.y[batch], orch.settings)
     assert loss == pytest.approx(float(expected), rel=1e-10)
     assert grad.shape == (est.n,) and np.abs(grad).max() > 0
 
@@ -101,7 +101,7 @@ def test_global_dd_settings_reach_every_layer() -> None:
     p = protocol("bp-dd", device="mesh")
     orch = built(p)
     split = Split(orch.x_train, orch.y_train)
-    est = GlobalDD(orch.network, split, split, orch.objective, p.train, 0)
+    est = GlobalDD(orch.network, split, split, orch.objective, orch.settings, 0)
     theta = est.parameters()
     taps = orch.network.propagate_settings(split.x[:8], est.split(theta[None]))
     np.testing.assert_allclose(taps[0], orch.network.all_taps(split.x[:8])[-1], atol=1e-12)

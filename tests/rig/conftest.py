@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from drivers.emulated.rig import EmulatedRig
-from ffzero_lab.rig import CalibrationFile, ChannelLaw, save_calibration
 from ffzero_lab.data.idx import write_idx
+from ffzero_lab.rig import CalibrationFile, ChannelLaw, save_calibration
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,7 @@ def served_generated_rig(folder: Path, modes: int, layers: int, edit: Callable[[
 @contextmanager
 def opened_rig(instruments: Path, seed: int = 0, **options: Any) -> Iterator[tuple[Any, list[Any]]]:
     """The network of an instruments file (build_rig_network) and its meshes; left safe and closed on exit."""
-    from ffzero_lab.rig import load_specs, build_rig_network
+    from ffzero_lab.rig import build_rig_network, load_specs
 
     config, specs = load_specs(instruments)
     network = build_rig_network(config, specs, seed=seed, **options)

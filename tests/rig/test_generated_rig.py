@@ -14,12 +14,11 @@ from typer.testing import CliRunner
 from drivers.emulated.rig import EmulatedRig
 from drivers.emulated.server import Fault
 from drivers.instruments.qontrol import QontrolError
-from ffzero_lab.rig import PowerBudgetError
-from ffzero_lab.cli.app import app
-from ffzero_lab.rig import load_specs, build_rig_network
-from ffzero_lab.rig.build import haar_phases
 from ffzero_lab.calibration.fit import decompose
+from ffzero_lab.cli.app import app
 from ffzero_lab.photonics.optics import MeshOptics, mesh_phase_names
+from ffzero_lab.rig import PowerBudgetError, build_rig_network, load_specs
+from ffzero_lab.rig.build import haar_phases
 
 from .conftest import opened_rig, served_generated_rig
 

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 
 from drivers.emulated.rig import EmulatedRig
+from ffzero_lab.config.protocol import parse_protocol
 from ffzero_lab.core.errors import ConfigError
+from ffzero_lab.photonics.optics import MeshOptics, modulator_field, modulator_phase
 from ffzero_lab.rig import (
     InputRangeError,
+    LimitError,
+    build_rig_network,
     check_setpoints,
     load_specs,
-    build_rig_network,
 )
-from ffzero_lab.photonics.optics import MeshOptics, modulator_field, modulator_phase
 from ffzero_lab.rig.plan import plan
-from ffzero_lab.rig import LimitError
 from ffzero_lab.run.orchestrator import Orchestrator
-from ffzero_lab.config.protocol import parse_protocol
 from ffzero_lab.run.prepare import prepare
 
 from .conftest import corners_data, live_instruments_file

@@ -17,12 +17,11 @@ from drivers.emulated.chip import ActivationSettings
 from drivers.emulated.generate import write_emulated_rig
 from drivers.emulated.rig import EmulatedRig
 from drivers.simulated.activation import ElectroOpticActivation
+from ffzero_lab.calibration.procedure import run_calibration
 from ffzero_lab.cli.app import app
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.rig import load_specs, build_rig_network
-from ffzero_lab.calibration.procedure import run_calibration
 from ffzero_lab.photonics.optics import MeshOptics, modulator_field
-from ffzero_lab.rig import load_rig
+from ffzero_lab.rig import build_rig_network, load_rig, load_specs
 
 from .conftest import corners_data, served_generated_rig
 
@@ -151,9 +150,8 @@ def test_a_served_optical_rig_is_evaluated_as_a_whole_by_the_server(served) -> N
     network's own: a client going layer by layer would leave the first mesh at its current phases."""
     import threading
 
-    from tests.live.test_remote import free_port
-
     from ffzero_lab.live.remote import RemoteNetwork, RigServer
+    from tests.live.test_remote import free_port
 
     _, instruments = served
     config, specs = load_specs(instruments)

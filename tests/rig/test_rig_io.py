@@ -11,10 +11,9 @@ import pytest
 from drivers.emulated.rig import EmulatedRig
 from drivers.emulated.server import Fault
 from drivers.instruments.qontrol import QontrolError
-from ffzero_lab.rig import load_specs, build_rig_network
+from ffzero_lab.rig import PortRef, build_rig_network, load_specs
 from ffzero_lab.rig import io as rig_module
 from ffzero_lab.rig.io import RigIO
-from ffzero_lab.rig import PortRef
 
 from .conftest import live_instruments_file
 

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from tests.live.test_remote import free_port, stop
-
 from drivers.emulated.rig import EmulatedRig
 from ffzero_lab.cli.app import app
 from ffzero_lab.run.session import is_instruments_file
+from tests.live.test_remote import free_port, stop
 
 from .conftest import ROOT, corners_data, live_instruments_file
 from .test_run import protocol_file

@@ -162,10 +162,10 @@ def test_cnn_trains_on_digits_and_stores_its_projections(tmp_path: Path, method:
 
 def test_a_conv_steps_settings_rebuild_from_the_store(tmp_path: Path) -> None:
     """Replay knows a channel-wise layer drew one unit direction per channel."""
-    from ffzero_lab.ffzero.encoding import encode
     from ffzero_lab.config.protocol import parse_protocol
-    from ffzero_lab.store.replay import rebuild_settings
+    from ffzero_lab.ffzero.encoding import encode
     from ffzero_lab.run.prepare import prepare
+    from ffzero_lab.store.replay import rebuild_settings
 
     args = [str(ROOT / "protocols" / "mnist_cnn.yaml"), *CNN_DIGITS, "--set", "train.epochs=1",
             "--set", "data.train_limit=128", "--set", "record.measurements=true"]
@@ -196,11 +196,11 @@ def test_ff_ad_gradient_of_a_conv_layer_is_each_channels_own_loss_gradient() -> 
     """FF+AD through the conv twin, projections and per-channel margin losses equals finite differences
     of the numpy channel losses (summed: channel g's kernel reaches only channel g's loss)."""
     pytest.importorskip("tensorflow")
+    from ffzero_lab.config.protocol import load_protocol
     from ffzero_lab.ffzero.autodiff import LocalAD
     from ffzero_lab.ffzero.encoding import encode
     from ffzero_lab.ffzero.methods import Split
     from ffzero_lab.run.orchestrator import Orchestrator
-    from ffzero_lab.config.protocol import load_protocol
     from ffzero_lab.run.prepare import prepare
 
     overrides = [a for a in CNN_DIGITS if a != "--set"]
@@ -209,7 +209,7 @@ def test_ff_ad_gradient_of_a_conv_layer_is_each_channels_own_loss_gradient() -> 
     orch = Orchestrator(protocol, prepared.network, prepared.dataset, seeds=prepared.seeds)
     x = encode(prepared.dataset.x_train[:40], "raw")
     split = Split(x, prepared.dataset.y_train[:40])
-    est = LocalAD(orch.network, 0, split, split, orch.goodness[0], protocol.train, orch.objective)
+    est = LocalAD(orch.network, 0, split, split, orch.goodness[0], orch.settings, orch.objective)
     theta = est.parameters()
     batch = np.arange(40)
     result = est.loss_and_gradient(theta, batch, 0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ffzero_lab.config.protocol import parse_protocol
 from ffzero_lab.data.datasets import load_digits
 from ffzero_lab.run.orchestrator import Orchestrator, RunSeeds
-from ffzero_lab.config.protocol import parse_protocol
 from ffzero_lab.run.prepare import build_network
 
 

@@ -10,13 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from ffzero_lab.cli.app import app
+from ffzero_lab.config.protocol import load_protocol
 from ffzero_lab.data.datasets import load_dataset
 from ffzero_lab.data.idx import write_idx
+from ffzero_lab.data.synthetic import franke, friedman1, regression_set
 from ffzero_lab.ffzero.objectives import Regression, r2_score
 from ffzero_lab.run.orchestrator import Orchestrator
-from ffzero_lab.config.protocol import load_protocol
 from ffzero_lab.run.prepare import prepare
-from ffzero_lab.data.synthetic import franke, friedman1, regression_set
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -97,8 +97,8 @@ def test_resume_refuses_a_complete_run(tmp_path: Path) -> None:
 def test_recorded_step_rebuilds_its_exact_settings(tmp_path: Path) -> None:
     """From the store alone: the settings of a step, evaluated again, give the recorded readings."""
     from ffzero_lab.config.protocol import parse_protocol
-    from ffzero_lab.store.replay import rebuild_settings
     from ffzero_lab.run.prepare import prepare
+    from ffzero_lab.store.replay import rebuild_settings
 
     args = [str(ROOT / "protocols" / "quickstart.yaml"), "--set", "train.epochs=1", "--set", "data.train_limit=96",
             "--set", "device.settings.init=random", "--set", "record.measurements=true"]

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from ffzero_lab.cli.app import app
 from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.run.orchestrator import RunResult
+from ffzero_lab.sweep.cluster import dask_client, run_cell, run_cells
 from ffzero_lab.sweep.grid import (
     ResultStore,
     csv_columns,
@@ -34,7 +35,6 @@ from ffzero_lab.sweep.grid import (
     results_table,
     write_csv,
 )
-from ffzero_lab.sweep.cluster import dask_client, run_cell, run_cells
 from ffzero_lab.sweep.plots import (
     bar_groups,
     series,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.simulated.detector import PLANCK, LIGHT, Detector, LaserDrift
+from drivers.simulated.detector import LIGHT, PLANCK, Detector, LaserDrift
 from drivers.simulated.heaters import HeaterBank, neighbour_coupling, settle
 from drivers.simulated.mesh import MeshSettings, SimulatedMesh
 
