@@ -25,104 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffzero_lab.core.errors import UserError
+from ffzero_lab.store.schema import StoreVersionError, prepare_schema
 
 RUNS_DIR_ENV = "FFZERO_RUNS_DIR"
 DB_NAME = "runs.sqlite"
-SCHEMA_VERSION = 2
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    uid TEXT NOT NULL UNIQUE,
-    name TEXT,
-    kind TEXT NOT NULL,
-    method TEXT,
-    protocol_path TEXT,
-    protocol_yaml TEXT,
-    protocol_json TEXT NOT NULL,
-    device_json TEXT,
-    software_version TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    resumed_at REAL,
-    resumes INTEGER NOT NULL DEFAULT 0,
-    stopped_at REAL,
-    exit_status TEXT,
-    reason TEXT,
-    metric TEXT,
-    test_accuracy REAL,
-    layer_accuracy TEXT,
-    evaluations INTEGER,
-    wall_s REAL
-);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    layer INTEGER NOT NULL,
-    epoch INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    loss REAL NOT NULL,
-    accuracy REAL,
-    lr REAL NOT NULL,
-    evaluations INTEGER NOT NULL,
-    time REAL NOT NULL,
-    PRIMARY KEY (run_id, layer, version)
-);
-CREATE TABLE IF NOT EXISTS measurements (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    layer INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    direction_seed INTEGER,
-    direction_draw INTEGER,
-    directions INTEGER NOT NULL,
-    eps REAL,
-    samples BLOB NOT NULL,
-    readings BLOB,
-    readings_shape TEXT,
-    t_start REAL NOT NULL,
-    t_end REAL NOT NULL,
-    PRIMARY KEY (run_id, layer, version)
-);
-CREATE TABLE IF NOT EXISTS parameters (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    layer INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    theta BLOB NOT NULL,
-    PRIMARY KEY (run_id, layer, version)
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
-    layer INTEGER NOT NULL,
-    epoch INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    evaluations INTEGER NOT NULL,
-    theta BLOB NOT NULL,
-    optimizer BLOB NOT NULL,
-    time REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    layer INTEGER NOT NULL,
-    epoch INTEGER NOT NULL,
-    loss REAL NOT NULL,
-    test_accuracy REAL,
-    evaluations INTEGER NOT NULL,
-    evaluations_per_s REAL,
-    time REAL NOT NULL,
-    PRIMARY KEY (run_id, layer, epoch)
-);
-CREATE TABLE IF NOT EXISTS arrays (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    name TEXT NOT NULL,
-    dtype TEXT NOT NULL,
-    shape TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-"""
 
 
 def resolve_runs_dir(option: str | Path | None) -> Path:
@@ -190,13 +96,19 @@ class Checkpoint:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (and create) the store's database in WAL mode."""
+    """Open (and create, or upgrade to :data:`~.schema.SCHEMA_VERSION`) the store's database in WAL mode.
+
+    Raises:
+        StoreVersionError: the file was written by a newer ffzero-lab.
+    """
     db = sqlite3.connect(path, timeout=30.0)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA)
-    db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    db.commit()
+    try:
+        prepare_schema(db)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -212,12 +124,10 @@ class RunStore:
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
             self.db = connect(self.path)
-            version = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        except StoreVersionError as exc:
+            raise UserError(str(exc), str(self.path)) from None
         except (OSError, sqlite3.Error) as exc:
             raise UserError(f"cannot open the run store: {exc}", str(self.path)) from None
-        if int(version) != SCHEMA_VERSION:
-            raise UserError(f"run store schema {version} is not {SCHEMA_VERSION}; use another --runs-dir",
-                            str(self.path))
 
     def close(self) -> None:
         self.db.close()
