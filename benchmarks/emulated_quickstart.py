@@ -19,7 +19,7 @@ What the rig side is given, and why:
   emulator's chip model), not laws measured by ``ffzero-lab calibrate``, whose fit of the mesh
   phases' ``phi0`` does not scale to 64 modes;
 * its initial phases are not the rig's default (its own Haar draw) but the decomposition
-  (Clements, ``ffzero_lab.calibration.fit.decompose``) of the simulator's initial Haar-random matrix
+  (Clements, ``ffzero_lab.photonics.decomposition.decompose``) of the simulator's initial Haar-random matrix
   of each mesh into the rig's design, the second mesh's corrected for the first's output phases,
   so that both sides start from the same chain of transfer matrices.
 
@@ -55,12 +55,12 @@ import yaml
 from common import ROOT, machine, report, train_settings
 
 from drivers.emulated.generate import write_emulated_rig
-from drivers.simulated.activation import ElectroOpticActivation
 from drivers.simulated.mesh import ActivationSettings
-from ffzero_lab.calibration.fit import decompose
 from ffzero_lab.config.protocol import load_protocol
 from ffzero_lab.data.datasets import resolve_data_dir
-from ffzero_lab.photonics.optics import MeshOptics
+from ffzero_lab.photonics.activation import ElectroOpticActivation
+from ffzero_lab.photonics.decomposition import decompose
+from ffzero_lab.photonics.design import MeshOptics
 from ffzero_lab.rig import build_rig_network, load_specs
 from ffzero_lab.rig.spec import LayerSpec
 from ffzero_lab.run.orchestrator import Orchestrator
@@ -74,8 +74,10 @@ Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def start_emulator(rig_file: Path, timeout_s: float = 120.0) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """``ffzero-lab instruments emulate RIG --any-port`` in a subprocess; its resources once ready."""
-    process = subprocess.Popen([sys.executable, "-m", "ffzero_lab", "instruments", "emulate", str(rig_file), "--any-port"],
-                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ffzero_lab", "instruments", "emulate", str(rig_file), "--any-port"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
     resources: dict[str, str] = {}
     deadline = time.monotonic() + timeout_s
     assert process.stdout is not None
@@ -115,11 +117,11 @@ def rig_phases(specs: list[LayerSpec], matrices: list[np.ndarray]) -> list[np.nd
     simulator's inputs have not."""
     phases, d = [], None
     for spec, matrix in zip(specs, matrices, strict=True):
-        u = matrix.T if d is None or not spec.optical else matrix.T @ np.diag(d)
-        decomposed = decompose(u)
+        u = matrix if d is None or not spec.optical else np.diag(d) @ matrix
+        decomposed = decompose(u)  # u = design @ D, D the output phases
         values = np.array([decomposed.get(name, 0.0) for name in spec.names])
         design = MeshOptics(spec.modes, list(spec.names)).matrices(values)[0]
-        d = np.diag(u @ design.conj().T)
+        d = np.diag(design.conj().T @ u)
         phases.append(values)
     return phases
 
@@ -191,7 +193,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the protocol's seed on both sides")
     parser.add_argument("--chip-seed", type=int, default=0, help="the emulated chip's seed (its phase laws)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="reply latency of every emulated instrument")
-    parser.add_argument("--settle-ms", type=float, default=0.0, help="wait after every heater write (phases and inputs)")
+    parser.add_argument("--settle-ms", type=float, default=0.0,
+                        help="wait after every heater write (phases and inputs)")
     parser.add_argument("--join", choices=("optical", "electrical"), default="optical",
                         help="the rig's meshes: one chip, the second fed by the first's light through the "
                         "protocol's activation (optical, as the simulated chip), or each with its own modulators, "
@@ -210,7 +213,8 @@ def main() -> None:
         folder = Path(tmp)
         paths = write_emulated_rig(folder, 64, 2, seed=args.chip_seed, noise=0.0, latency_s=args.latency_ms / 1e3,
                                    settle_time_s=args.settle_ms / 1e3, input_settle_time_s=args.settle_ms / 1e3,
-                                   join=args.join, activation=ElectroOpticActivation(act.alpha, act.gain, act.bias_phase))
+                                   join=args.join,
+                                   activation=ElectroOpticActivation(act.alpha, act.gain, act.bias_phase))
         process, resources = start_emulator(paths["rig"])
         try:
             document = yaml.load(paths["instruments"].read_text(encoding="utf-8"), Loader=Loader)
@@ -229,7 +233,8 @@ def main() -> None:
     layer_differences = [r - d for r, d in zip(rig["layer_accuracy"], direct["layer_accuracy"], strict=True)]
     rows.append(["rig - direct", f"{difference:+.4f}", ", ".join(f"{d:+.3f}" for d in layer_differences), "", ""])
     settings = {"protocol": "protocols/quickstart.yaml", "overrides": overrides, "train": train_settings(protocol),
-                "join": args.join, "chip_seed": args.chip_seed, "latency_ms": args.latency_ms, "settle_ms": args.settle_ms,
+                "join": args.join, "chip_seed": args.chip_seed, "latency_ms": args.latency_ms,
+                "settle_ms": args.settle_ms,
                 "non_idealities": "ideal on both sides (simulator preset ideal; emulated chip ideal MZIs, noise 0)",
                 "calibration": "the emulated chip's true phase laws (not measured)",
                 "rig_initial_phases": "decomposition of the simulator's initial matrices"

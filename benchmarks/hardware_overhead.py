@@ -6,7 +6,8 @@ instrument; protocols/rig_4mode.yaml trains on it through pyvisa-py sockets and 
 N7744A drivers, in this process, once per K in ``--directions``.
 
 Instrument time is what the rig itself takes: the emulator's reply latency as configured, per
-command (what it waited is measured too; any excess counts as transport), plus the settle waits after heater writes (``settle_time_s`` after a phase setting,
+command (what it waited is measured too; any excess counts as transport), plus the settle waits after heater \
+writes (``settle_time_s`` after a phase setting,
 ``input_settle_time_s`` after the input modulators). Around it (see DEFINITIONS, printed with the
 table): *transport* is pyvisa-py and the loopback sockets (the time inside pyvisa's calls less the
 latency and the emulator's own work); *drivers* is the drivers' code (limits, budget, command
@@ -42,8 +43,10 @@ from ffzero_lab.run.orchestrator import Orchestrator
 from ffzero_lab.run.prepare import prepare
 
 DEFINITIONS = """\
-instrument = latency (the emulator's reply latency as configured, every command) + settle (the waits after heater writes)
-transport  = time inside pyvisa calls - latency - emulator: pyvisa-py, the 127.0.0.1 sockets, the emulator's line handling
+instrument = latency (the emulator's reply latency as configured, every command) + settle (the waits after \
+heater writes)
+transport  = time inside pyvisa calls - latency - emulator: pyvisa-py, the 127.0.0.1 sockets, the emulator's \
+line handling
              and anything its latency waits overran (a busy machine)
 emulator   = the emulated instruments' own work (chip model), excluded: a real rig does it in its own hardware
 drivers    = time inside the rig's instrument calls - time inside pyvisa: limits, budget, command formatting, retries
@@ -62,12 +65,16 @@ def emulated_rig(folder: Path, latency_s: float) -> EmulatedRig:
     return EmulatedRig.from_file(path, any_port=True)
 
 
-def measure(rig: EmulatedRig, folder: Path, protocol_path: str, overrides: list[str], directions: int) -> dict[str, Any]:
+def measure(
+    rig: EmulatedRig, folder: Path, protocol_path: str, overrides: list[str], directions: int
+) -> dict[str, Any]:
     instruments = rig.instruments_config().model_dump(mode="json", exclude_none=True)
     instruments["calibration"] = str(ROOT / "calibration" / "emulated.yaml")
     path = folder / "instruments.yaml"
     path.write_text(yaml.safe_dump(instruments))
-    protocol, _ = load_protocol(protocol_path, [*overrides, f"train.directions={directions}", "record.measurements=false"])
+    protocol, _ = load_protocol(
+        protocol_path, [*overrides, f"train.directions={directions}", "record.measurements=false"]
+    )
     config, specs = load_specs(path)
     network = build_rig_network(config, specs, seed=protocol.seed, source=str(path))
     counters = network.rig.counters
@@ -140,8 +147,9 @@ def main() -> None:
     print(DEFINITIONS)
     report(f"training through the drivers, emulated rig at {args.latency_ms:g} ms per command",
            ["K", "steps", "evaluations", "commands", "latency s", "settle s", "emulator s", "transport s",
-            "drivers s", "host s", "wall s", "overhead (host + drivers) / instrument", "overhead, CPU", "transport ms / command",
-            "transport / instrument", "all software / instrument", "settles per step (2K+1)"], rows,
+            "drivers s", "host s", "wall s", "overhead (host + drivers) / instrument", "overhead, CPU",
+            "transport ms / command", "transport / instrument", "all software / instrument",
+            "settles per step (2K+1)"], rows,
            {"benchmark": "hardware_overhead", "latency_ms": args.latency_ms, "runs": runs, "machine": machine()})
 
 

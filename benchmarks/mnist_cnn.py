@@ -86,7 +86,9 @@ def main() -> None:
     tuning: list[dict[str, Any]] = []
     if "tune" in args.only:
         for method, optimizer in configs:
-            lr[f"{method}/{optimizer}"], trials = tune(method, optimizer, largest, args.train, args.grid, args.overrides)
+            lr[f"{method}/{optimizer}"], trials = tune(
+                method, optimizer, largest, args.train, args.grid, args.overrides
+            )
             tuning += trials
     for assignment in args.lr:
         key, _, value = assignment.partition("=")
@@ -106,8 +108,8 @@ def main() -> None:
                 "ff_dd": ff["test_accuracy"], "ff_dd_last_layer": ff["layer_accuracy"][-1],
                 "bp_dd": bp["test_accuracy"], "met": ff["test_accuracy"] > bp["test_accuracy"]}
     summary = {"benchmark": "mnist_cnn", "protocol": str(PROTOCOL), "overrides": args.overrides,
-               "epochs": args.epochs, "train_samples": args.train, "channels": args.channels, "grid": args.grid, "lr": lr,
-               **machine(), "tuning": tuning, "runs": runs, "targets": targets,
+               "epochs": args.epochs, "train_samples": args.train, "channels": args.channels, "grid": args.grid,
+               "lr": lr, **machine(), "tuning": tuning, "runs": runs, "targets": targets,
                "total_wall_s": time.perf_counter() - started}
     rows = [[("tune " if r["held_out"] else "") + r["method"], str(r["channels"]), str(r["epochs"]),
              f"{r['test_accuracy']:.4f}", fmt_layers(r["layer_accuracy"]), f"{r['evaluations']:,}",

@@ -77,7 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--epochs", type=int, default=5, help="E: epochs per layer (FF) and per network (BP)")
-    parser.add_argument("--long-epochs", type=int, default=50, help="epochs per layer of the ff-long run (50 reached 0.901)")
+    parser.add_argument("--long-epochs", type=int, default=50,
+                        help="epochs per layer of the ff-long run (50 reached 0.901)")
     parser.add_argument("--depths", type=int, nargs="+", default=[1, 2, 6])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tune-epochs", type=int, default=1)

@@ -60,7 +60,8 @@ def timed_sweep(path: Path, output: Path, workers: int) -> dict[str, Any]:
     return {"workers": workers, "cells": len(records), "total_s": done - start, "cells_s": done - ready,
             "cluster_start_s": ready - start, "cell_busy_s": busy,
             "cell_cpu_s": sum(r["cpu_s"] for r in records),
-            "train_s": sum(r["result"]["wall_s"] for r in records), "load_before": load, "load_after": os.getloadavg()[0],
+            "train_s": sum(r["result"]["wall_s"] for r in records), "load_before": load,
+            "load_after": os.getloadavg()[0],
             "mean_accuracy": sum(r["result"]["test_accuracy"] for r in records) / len(records)}
 
 
@@ -92,7 +93,8 @@ def main() -> None:
     summary = {"benchmark": "sweep_scaling", "fixed": fixed, "grid": GRID, **machine(), "runs": runs,
                "speedup_total": one["total_s"] / two["total_s"], "speedup_cells": one["cells_s"] / two["cells_s"],
                "cell_slowdown": two["cell_busy_s"] / one["cell_busy_s"],
-               "cpu_per_wall": {"1": one["cell_cpu_s"] / one["cell_busy_s"], "2": two["cell_cpu_s"] / two["cell_busy_s"]}}
+               "cpu_per_wall": {"1": one["cell_cpu_s"] / one["cell_busy_s"],
+                                "2": two["cell_cpu_s"] / two["cell_busy_s"]}}
     report(f"16-cell sweep on 1 vs 2 local Dask workers, best of {args.repeat} (*): speed-up "
            f"{summary['speedup_total']:.2f}x overall, {summary['speedup_cells']:.2f}x over the cells; a cell took "
            f"{summary['cell_slowdown']:.2f}x as long on 2 workers (over 1: other work on the machine, or memory "

@@ -166,7 +166,10 @@ class Conv2dLayer(HeldParameters, PhysicalLayer):
             x = tf.reshape(tf.cast(inputs, params.dtype), (-1, geo.in_channels, geo.height, geo.width))
             z = tf.nn.conv2d(tf.transpose(x, (0, 2, 3, 1)), tf.transpose(kernels, (2, 3, 1, 0)),
                              strides=geo.stride, padding=[[0, 0], [p, p], [p, p], [0, 0]])
-            z = tf.transpose(z[:, : geo.out_height, : geo.out_width, :], (0, 3, 1, 2)) + blocks[:, -1][None, :, None, None]
+            z = (
+                tf.transpose(z[:, : geo.out_height, : geo.out_width, :], (0, 3, 1, 2))
+                + blocks[:, -1][None, :, None, None]
+            )
             z = tf.reshape(z, (-1, geo.out_channels * geo.positions))
             return z, z
 

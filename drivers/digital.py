@@ -43,7 +43,9 @@ class DigitalActivation(BaseModel):
 class DenseLayer(HeldParameters, PhysicalLayer):
     """``z = x W^T + b`` with ``in_features`` inputs and ``out_features`` taps."""
 
-    def __init__(self, in_features: int, out_features: int, settings: DenseSettings, seed: int | np.random.SeedSequence) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, settings: DenseSettings, seed: int | np.random.SeedSequence
+    ) -> None:
         self.in_features = in_features
         self.ports = self.out_features = out_features
         self.has_bias = settings.bias

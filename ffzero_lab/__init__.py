@@ -1,6 +1,7 @@
 """ffzero-lab: hardware-in-the-loop FFzero training of physical neural networks.
 
-The package holds the contract (:mod:`ffzero_lab.core.contract`), the FFzero math as pure
-functions, the orchestrator, the run store and the CLI. Devices live in ``drivers/`` and are
-found by name (entry point or dotted path), never imported here.
+The package is laid out in rooms, each importing only the rooms below it (``lint-imports``
+checks this): ``cli`` > ``sweep`` > ``run`` | ``calibration`` > ``live`` > ``store`` > ``rig`` >
+``ffzero`` | ``data`` | ``config`` > ``photonics`` > ``core``. Devices and instruments live in
+``drivers/`` and are found by name (entry point or ``module:attribute``), never imported here.
 """

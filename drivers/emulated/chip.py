@@ -1,7 +1,7 @@
 """The chip behind the emulated rig: heater voltages -> phases -> MZI meshes -> port powers.
 
 Each layer of ``instruments.yaml`` is a rectangular mesh in the rig's nominal design
-(:mod:`ffzero_lab.photonics.optics`: what ``theta[c,s]``, ``phi[c,s]`` and ``gamma[m]`` mean). Every
+(:mod:`ffzero_lab.photonics.design`: what ``theta[c,s]``, ``phi[c,s]`` and ``gamma[m]`` mean). Every
 heater channel of every heater instrument has its own phase law ``phi = phi0 + k V^2``, drawn once
 from the seed: ``phi0`` uniform on [0, 2 pi), ``k = pi / (P_pi R)`` with the channel's ``P_pi`` spread
 around the nominal one (``k_spread``), as fabrication spreads them on a real chip. Nothing outside
@@ -26,9 +26,10 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.photonics.optics import MeshOptics, mesh_phase_names, modulator_field
-from ffzero_lab.rig import RigConfig
-from ffzero_lab.rig.spec import group_by_instrument
+from ffzero_lab.photonics.activation import electro_optic
+from ffzero_lab.photonics.design import MeshOptics, mesh_phase_names, modulator_field
+from ffzero_lab.photonics.heaters import PhaseLaws
+from ffzero_lab.rig import RigConfig, group_by_instrument
 
 
 class ActivationSettings(BaseModel):
@@ -43,8 +44,7 @@ class ActivationSettings(BaseModel):
 
     def __call__(self, fields: NDArray[np.complex128]) -> NDArray[np.complex128]:
         """``(..., N)`` fields (sqrt W) after the activation."""
-        phase = self.gain_rad_per_W * (fields.real**2 + fields.imag**2) + self.bias_phase_rad
-        return 1j * np.sqrt(1.0 - self.alpha) * np.exp(-0.5j * phase) * np.cos(0.5 * phase) * fields
+        return electro_optic(fields, self.alpha, self.gain_rad_per_W, self.bias_phase_rad)
 
 
 class ChipSettings(BaseModel):
@@ -70,21 +70,20 @@ class EmulatedChip:
         settings: chip settings.
 
     Attributes:
-        phi0_rad, k_rad_per_V2: instrument -> ``(channels,)`` the true phase law of every channel.
+        laws: instrument -> the true phase laws of its channels ``(channels,)``.
     """
 
     def __init__(self, rig: RigConfig, settings: ChipSettings) -> None:
         self.rig, self.settings = rig, settings
         self.rng = np.random.default_rng(settings.seed)
-        self.phi0_rad: dict[str, NDArray[np.float64]] = {}
-        self.k_rad_per_V2: dict[str, NDArray[np.float64]] = {}
+        self.laws: dict[str, PhaseLaws] = {}
         for name, inst in rig.instruments.items():
             if inst.channels is None:
                 continue
             resistance = np.array([lim.resistance_ohm for lim in inst.channels.all_limits()])
             spread = np.clip(self.rng.standard_normal(resistance.size), -2.0, 2.0) * settings.k_spread
-            self.phi0_rad[name] = self.rng.uniform(0, 2 * np.pi, resistance.size)
-            self.k_rad_per_V2[name] = np.pi / (settings.p_pi_W * (1.0 + spread) * resistance)
+            phi0 = self.rng.uniform(0, 2 * np.pi, resistance.size)
+            self.laws[name] = PhaseLaws.from_p_pi(phi0, settings.p_pi_W * (1.0 + spread), resistance)
         self._optics = []
         #: per layer: fed optically by the layer before; followed by an optically fed layer
         self._optical = [layer.input == "optical" for layer in rig.layers]
@@ -116,8 +115,7 @@ class EmulatedChip:
         """The phases of channels ``refs`` at the instruments' voltages, rad, ``(n,)``."""
         out = np.empty(refs.size)
         for name, (positions, channels) in refs.groups.items():
-            v = volts[name][channels]
-            out[positions] = self.phi0_rad[name][channels] + self.k_rad_per_V2[name][channels] * v * v
+            out[positions] = self.laws[name].unwrapped_rad(volts[name][channels], channels)
         return out
 
     def _matrix(self, index: int, volts: dict[str, NDArray[np.float64]]) -> NDArray[np.complex128]:
@@ -135,14 +133,14 @@ class EmulatedChip:
         matrix = self._matrix(index, volts)
         if self._optical[index]:
             fields = self.settings.activation(self.output_fields(index - 1, volts))
-            return (matrix * fields).sum(axis=1)
+            return (fields[:, None] * matrix).sum(axis=0)
         psi = self.phases(refs, volts)
         cached = self._outputs.get(index)
         if cached is not None and cached[0] is matrix and np.array_equal(cached[1], psi):
             return cached[2]
         fields = np.full(optics.modes, np.sqrt(self.settings.input_power_W / optics.modes), dtype=complex)
         fields[modes] *= modulator_field(psi)
-        out = (matrix * fields).sum(axis=1)  # not matrix @ fields: BLAS threads cost ms on a busy machine
+        out = (fields[:, None] * matrix).sum(axis=0)  # not fields @ matrix: BLAS threads cost ms on a busy machine
         self._outputs[index] = (matrix, psi, out)
         return out
 

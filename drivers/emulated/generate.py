@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
-from drivers.simulated.activation import ElectroOpticActivation as ElectroOptic
-from ffzero_lab.photonics.optics import mesh_phase_names
+from ffzero_lab.photonics.activation import ElectroOpticActivation as ElectroOptic
+from ffzero_lab.photonics.design import mesh_phase_names
 from ffzero_lab.rig import load_rig
 
 from .chip import ActivationSettings, ChipSettings, EmulatedChip
@@ -113,8 +113,8 @@ def true_calibration(instruments_file: Path, chip: ChipSettings) -> dict[str, An
         roles += [(f"layers[{i}].modulators[{m}]", ref) for m, ref in layer.modulators.items()]
         for role, ref in roles:
             channels.setdefault(ref.instrument, {})[ref.channel] = {
-                "phi0_rad": float(truth.phi0_rad[ref.instrument][ref.channel]),
-                "k_rad_per_V2": float(truth.k_rad_per_V2[ref.instrument][ref.channel]), "role": role}
+                "phi0_rad": float(truth.laws[ref.instrument].phi0_rad[ref.channel]),
+                "k_rad_per_V2": float(truth.laws[ref.instrument].k_rad_per_V2[ref.channel]), "role": role}
     return {"model": "phi = phi0 + k V^2", "rig": rig.name,
             "created": _dt.datetime.now().isoformat(timespec="seconds"), "channels": channels}
 

@@ -25,8 +25,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ffzero_lab.config.protocol import validation_error
-from ffzero_lab.core.errors import ConfigError
+from ffzero_lab.core.errors import ConfigError, validation_error
 from ffzero_lab.rig import RigConfig, load_rig
 
 from .chip import ChipSettings, EmulatedChip
@@ -113,7 +112,9 @@ class EmulatedRig:
         rig = load_rig(path.parent / config.instruments_file)
         unknown = set(config.instruments) - set(rig.instruments)
         if unknown:
-            raise ConfigError(f"not in {config.instruments_file}: {', '.join(sorted(unknown))}", str(path), "instruments")
+            raise ConfigError(
+                f"not in {config.instruments_file}: {', '.join(sorted(unknown))}", str(path), "instruments"
+            )
         return cls(config, rig, any_port)
 
     def _emulator(self, name: str, served: ServedInstrument) -> Any:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ffzero_lab.rig.waits import wait_s
+from ffzero_lab.core.waits import wait_s
 
 #: An emulated instrument: one command line in, complete reply messages out (none for a write).
 Handler = Callable[[str], list[bytes]]

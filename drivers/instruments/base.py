@@ -116,7 +116,9 @@ class VisaInstrument:
     def read_float32_block(self, command: str, channel: int | None = None) -> NDArray[np.float64]:
         """Read the IEEE-488.2 float32 block answering ``command``, already sent with :meth:`write`."""
         try:
-            values = self._timed(self.resource.read_binary_values, datatype="f", is_big_endian=False, container=np.array)
+            values = self._timed(
+                self.resource.read_binary_values, datatype="f", is_big_endian=False, container=np.array
+            )
         except (pyvisa.errors.Error, OSError, ValueError) as exc:
             raise self._failure(exc, command, channel) from None
         return np.asarray(values, dtype=np.float64)

@@ -19,20 +19,24 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffzero_lab.rig import InstrumentError, InstrumentIdentity, RigConfig
+from ffzero_lab.rig import (
+    InstrumentError,
+    InstrumentIdentity,
+    PowerBudget,
+    RigConfig,
+    power_ordered_steps,
+    rising_power_W,
+)
 
 from .base import VisaInstrument
 from .limits import (
     HeaterLimits,
-    PowerBudget,
     Unit,
     check_channel_limits,
     equivalent_voltage_V,
     heater_power_W,
     on_grid_inside,
-    power_ordered_steps,
     quantize_toward_zero,
-    rising_power_W,
 )
 
 _INTP = np.dtype(np.intp)
@@ -233,7 +237,9 @@ class HeaterDriver(VisaInstrument):
 
     def _set(self, channels: ArrayLike, values: ArrayLike, unit: Unit) -> None:
         sel = self._select(channels)
-        requested = values if type(values) is np.ndarray and values.dtype is _FLOAT else np.asarray(values, dtype=np.float64)
+        requested = (
+            values if type(values) is np.ndarray and values.dtype is _FLOAT else np.asarray(values, dtype=np.float64)
+        )
         if requested.shape != sel.shape:
             requested = np.atleast_1d(requested)
             if requested.shape != sel.shape:
@@ -261,8 +267,10 @@ class HeaterDriver(VisaInstrument):
             self._maybe_negative = True
         # no order of these writes can cross the budget if every rising channel at its new power and
         # every falling one at its old fit (rising_power_W); drawn + the new powers bounds that from above
-        if not crossing and (self.budget.fits(self.name, drawn_W + float(new_W.sum()), others_W)
-                             or self.budget.fits(self.name, drawn_W + rising_power_W(self._power_W[index], new_W), others_W)):
+        if not crossing and (
+            self.budget.fits(self.name, drawn_W + float(new_W.sum()), others_W)
+            or self.budget.fits(self.name, drawn_W + rising_power_W(self._power_W[index], new_W), others_W)
+        ):
             self._write_step(sel.channels, q, unit, new_V, new_W, index)  # one step: the end state fits too
         else:
             self.budget.check_total(self.name, drawn_W + float((new_W - self._power_W[index]).sum()), others_W)

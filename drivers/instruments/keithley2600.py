@@ -41,7 +41,9 @@ class Keithley2600(HeaterDriver):
     def _write_values(self, channels: NDArray[np.intp], values: NDArray[np.float64], unit: Unit) -> None:
         if unit != "V":
             raise NotImplementedError(f"{type(self).__name__} drives heaters by voltage only")
-        sent = [f"{SMUS[ch]}.source.levelv = {v:.{self.decimals['V']}f}" for ch, v in zip(channels, values, strict=True)]
+        sent = [
+            f"{SMUS[ch]}.source.levelv = {v:.{self.decimals['V']}f}" for ch, v in zip(channels, values, strict=True)
+        ]
         for command in sent:
             self.write(command)
         self.raise_errors("; ".join(sent), int(channels[0]) if channels.size == 1 else None)

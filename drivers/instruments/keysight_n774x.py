@@ -7,7 +7,7 @@
 | ``:SENS<p>:POW:RANG:AUTO 1`` / ``:SENS<p>:POW:RANG -20DBM`` | auto / fixed range |
 | ``:SENS<p>:POW:ATIM 0.001S`` | port p's averaging time |
 | ``:INIT1:CONT ON`` | measure continuously |
-| ``:FETC:POW:ALL?`` | every port's latest reading: binary block of little-endian float32 (can be sent to several meters before any reply is read) |
+| ``:FETC:POW:ALL?`` | every port's latest reading: a block of little-endian float32 (may go to several meters first) |
 | ``:READ<p>:POW?`` | one port, measured now |
 | ``:SENS1:FUNC:PAR:LOGG <points>,<atime>`` | logging: points per port, averaging time (s, shared) |
 | ``:SENS1:FUNC:STAT LOGG,STAR`` / ``LOGG,STOP`` | start / stop logging |
@@ -141,7 +141,10 @@ class KeysightN774x(PowerMeter):
             if self.clock() > deadline:
                 self.write(":SENS1:FUNC:STAT LOGG,STOP")
                 raise InstrumentError(
-                    f"logging did not complete within {self.settings.log_timeout_s} s", self.name, None, ":SENS1:FUNC:STAT?"
+                    f"logging did not complete within {self.settings.log_timeout_s} s",
+                    self.name,
+                    None,
+                    ":SENS1:FUNC:STAT?",
                 )
             self.sleep(self.settings.poll_interval_s)
         blocks = [self.query_float32_block(f":SENS{port}:FUNC:RES?", port) for port in range(1, ports + 1)]
@@ -149,6 +152,9 @@ class KeysightN774x(PowerMeter):
         short = [port for port, block in enumerate(blocks, 1) if block.size != points]
         if short:
             raise InstrumentError(
-                f"expected {points} samples, got {blocks[short[0] - 1].size}", self.name, short[0], f":SENS{short[0]}:FUNC:RES?"
+                f"expected {points} samples, got {blocks[short[0] - 1].size}",
+                self.name,
+                short[0],
+                f":SENS{short[0]}:FUNC:RES?",
             )
         return np.stack(blocks)

@@ -1,5 +1,6 @@
-"""Pure checks on heater writes: quantisation, per-channel limits, power bounds, write order (the
-budget itself is :class:`ffzero_lab.rig.PowerBudget`, shared by a rig's heater drivers).
+"""Pure checks on heater writes: quantisation, per-channel limits, power (the budget and the
+power-safe write order are the rig's: :class:`ffzero_lab.rig.PowerBudget`,
+:func:`ffzero_lab.rig.power_ordered_steps`, shared by a rig's heater drivers and its IO).
 
 Nothing here talks to an instrument; :class:`drivers.instruments.heater.HeaterDriver` runs these
 checks on every request before a single byte is written.
@@ -17,7 +18,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from ffzero_lab.core.contract import ParameterRangeError
 from ffzero_lab.rig import ChannelLimits, LimitError
-from ffzero_lab.rig import PowerBudget as PowerBudget  # re-exported: it lives with the contract now
 
 Unit = Literal["V", "mA"]
 
@@ -45,7 +45,9 @@ class HeaterLimits:
         def column(field: str) -> NDArray[np.float64]:
             return np.array([getattr(channel, field) for channel in limits], dtype=np.float64)
 
-        return cls(*(column(f) for f in ("voltage_min_V", "voltage_max_V", "current_max_mA", "resistance_ohm", "safe_V")))
+        return cls(
+            *(column(f) for f in ("voltage_min_V", "voltage_max_V", "current_max_mA", "resistance_ohm", "safe_V"))
+        )
 
     @property
     def channels(self) -> int:
@@ -100,7 +102,9 @@ def on_grid_inside(values: NDArray[np.float64], decimals: int, low: NDArray[np.f
     return q if ((q <= np.minimum(values, high)) & (q >= low)).all() else None
 
 
-def equivalent_voltage_V(values: NDArray[np.float64], unit: Unit, resistance_ohm: NDArray[np.float64]) -> NDArray[np.float64]:
+def equivalent_voltage_V(
+    values: NDArray[np.float64], unit: Unit, resistance_ohm: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Voltage across each heater for values in ``unit`` (V as is; mA times R)."""
     return values if unit == "V" else values * resistance_ohm / 1e3
 
@@ -130,7 +134,9 @@ def check_channel_limits(
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ParameterRangeError(f"instrument {instrument!r} channel {channels[i]}: {values[i]} is not finite; nothing was written")
+        raise ParameterRangeError(
+            f"instrument {instrument!r} channel {channels[i]}: {values[i]} is not finite; nothing was written"
+        )
     resistance = limits.resistance_ohm[channels]
     volts = equivalent_voltage_V(values, unit, resistance)
     milliamps = np.abs(values) if unit == "mA" else np.abs(values) / resistance * 1e3
@@ -145,36 +151,3 @@ def check_channel_limits(
         if outside.any():
             i = int(np.argmax(outside))
             raise LimitError(instrument, int(channels[i]), float(value[i]), float(limit[i]), shown_unit, what)
-
-
-def rising_power_W(old_W: NDArray[np.float64], new_W: NDArray[np.float64]) -> float:
-    """How much more than now any order of writing the changed channels can draw on the way, W.
-
-    Each heater draws its old or its new power until and after its own write, so no state in
-    between exceeds ``sum(max(old, new))`` over the changed channels; less their present power,
-    that is ``sum(max(new - old, 0))``.
-
-    Args:
-        old_W, new_W: ``(k,)`` power of each changed heater before and after, W.
-    """
-    return float(np.maximum(new_W - old_W, 0.0).sum())
-
-
-def power_ordered_steps(old_V: NDArray[np.float64], new_V: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """Split a change of heater voltages into two steps whose power never exceeds both ends.
-
-    Step 1 writes the channels whose power falls (and sends channels whose sign flips to 0);
-    step 2 writes every other channel to its new value. During step 1 no heater draws more than
-    before; during step 2 none draws more than after. So when the old and the new state both
-    fit the budget, so does every state in between, whatever order the commands arrive in.
-
-    Args:
-        old_V, new_V: ``(k,)`` voltages (or ``I R``) of the channels to be written, V.
-
-    Returns:
-        ``(falling, crossing)`` masks: ``falling`` channels go to their new value in step 1;
-        ``crossing`` channels go to 0 in step 1 and to their new value in step 2.
-    """
-    crossing = (np.sign(old_V) * np.sign(new_V)) < 0
-    falling = ~crossing & (np.abs(new_V) < np.abs(old_V))
-    return falling, crossing

@@ -11,7 +11,7 @@ one instrument with ``nchan?`` channels, numbered from 0.
 | ``VMAX3=6.0000``, ``IMAX3=20.000`` | hardware limits of channel 3, V and mA | ``OK`` |
 | ``V3?``, ``I3?`` | channel 3's output, V or mA | a number |
 | ``Vall?`` | every channel's output | ``nchan`` lines |
-| ``id?``, ``nchan?``, ``vfull?``, ``ifull?`` | identity, channels, full scale | e.g. ``Q8iv-0042``, ``24``, ``12.000 V``, ``24.000 mA`` |
+| ``id?``, ``nchan?``, ``vfull?``, ``ifull?`` | identity, channels, full scale | ``Q8iv-0042``, ``24``, ``12.000 V`` |
 
 Errors come back instead of a reply as ``E<code>:<channel>`` and are raised as
 :class:`QontrolError`. Full scale is 12 V and 24 mA (Q8iv) or 83.33 mA (Q8b); there is no

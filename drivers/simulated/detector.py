@@ -1,8 +1,8 @@
 """Photodetectors and the laser of a simulated chip: power drift, shot and read noise, ADC.
 
 A reading of optical power P (W) on one port over a bandwidth B (Hz) has shot noise of
-standard deviation ``sqrt(2 h nu P B)`` (about 1e-5 of the signal at 1 uW and 1 kHz,
-HARDWARE.md) plus read noise of constant standard deviation; an ADC of ``bits`` over
+standard deviation ``sqrt(2 h nu P B)`` (about 1e-5 of the signal at 1 uW and 1 kHz at 1550 nm)
+plus read noise of constant standard deviation; an ADC of ``bits`` over
 ``[0, range_W]`` quantises and clips it. The laser's power follows a random walk in time.
 """
 

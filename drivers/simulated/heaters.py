@@ -1,8 +1,9 @@
 """Thermo-optic phase shifters of a simulated chip: calibration law, DAC, crosstalk, settling.
 
-Each heater i follows ``phi_i = phi0_i + k_i V_i^2`` (HARDWARE.md), with ``phi0`` and ``k``
-drawn once per chip. The controller knows each channel's law (as after a perfect
-calibration), so a requested phase becomes the voltage ``V = sqrt(((phi - phi0) mod 2 pi) / k)``,
+Each heater i follows the thermo-optic law ``phi_i = phi0_i + k_i V_i^2``
+(:class:`ffzero_lab.photonics.heaters.PhaseLaws`), with ``phi0`` and ``k`` drawn once per chip.
+The controller knows each channel's law (as after a perfect calibration), so a requested phase
+becomes the voltage ``V = sqrt(((phi - phi0) mod 2 pi) / k)``,
 quantised by a DAC of ``bits`` over ``[0, v_max]``. Neighbouring heaters share heat: the
 phase a heater produces also shifts its neighbours by ``coupling`` times its own thermal phase
 ``k V^2``. After a change, a heater's phase relaxes exponentially (time constant tau) towards
@@ -15,11 +16,14 @@ Phases in radians, voltages in volts, times in seconds. Batched over settings ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.signal
 import scipy.sparse
 from numpy.typing import NDArray
+
+from ffzero_lab.photonics.heaters import PhaseLaws
 
 TWO_PI = 2 * np.pi
 
@@ -45,12 +49,19 @@ class HeaterBank:
     coupling: scipy.sparse.csr_matrix | None
     settle_factor: float
 
+    @cached_property
+    def laws(self) -> PhaseLaws:
+        """The heaters' phase laws."""
+        return PhaseLaws(self.phi0, self.k)
+
     @property
     def ideal(self) -> bool:
         """True when requested phases are produced exactly."""
         return self.bits == 0 and self.coupling is None and self.settle_factor == 0.0
 
-    def voltages(self, phases: NDArray[np.floating], reference: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
+    def voltages(
+        self, phases: NDArray[np.floating], reference: NDArray[np.floating] | None = None
+    ) -> NDArray[np.float64]:
         """Voltages ``(S, n)`` the controller writes for requested phases ``(S, n)``, DAC-quantised.
 
         A phase is reached on every branch ``phi + 2 pi m`` that fits under ``v_max``. The
@@ -59,14 +70,13 @@ class HeaterBank:
         makes a heater jump by a whole 2 pi of thermal power (and its neighbours with it,
         through crosstalk). Without a reference, the lowest branch.
         """
-        base = np.mod(phases - self.phi0, TWO_PI)
-        v = np.sqrt(base / self.k)
+        v = self.laws.voltages_V(phases)
         if np.any(v > self.v_max):
             worst = float(v.max())
             raise ValueError(f"a phase needs {worst:.3f} V, above the {self.v_max} V full scale")
         if reference is not None:
             branches = int(np.floor(float(np.max(self.k)) * self.v_max**2 / TWO_PI)) + 1
-            candidates = np.sqrt((base[None] + TWO_PI * np.arange(branches)[:, None, None]) / self.k)  # (M, S, n)
+            candidates = self.laws.branch_voltages_V(phases, branches)  # (M, S, n)
             distance = np.where(candidates <= self.v_max, np.abs(candidates - reference), np.inf)
             v = np.take_along_axis(candidates, distance.argmin(axis=0)[None], axis=0)[0]
         if self.bits:
@@ -76,7 +86,7 @@ class HeaterBank:
 
     def thermal_phases(self, voltages: NDArray[np.floating]) -> NDArray[np.float64]:
         """Settled phases ``(S, n)`` produced by voltages ``(S, n)``, crosstalk included."""
-        own = self.k * voltages**2
+        own = self.laws.thermal_shift_rad(voltages)
         phases = self.phi0 + own
         if self.coupling is not None:
             phases = phases + (self.coupling @ own.T).T

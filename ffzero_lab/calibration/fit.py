@@ -13,9 +13,10 @@ over voltages evenly spaced in ``u = V^2`` therefore gives sinusoids in ``u`` of
 * A mesh phase's sinusoid is shifted by what the rest of the mesh does, so its ``phi0`` needs the
   whole mesh: the sweeps of the input phases gamma give the mesh's transfer matrix at the sweeps'
   base (:func:`transfer_from_gamma_sweeps`), whose decomposition into the design's phases
-  (:func:`decompose`, Clements et al. 2016) is a first guess; :func:`fit_mesh_offsets` then fits
-  every mesh ``phi0`` at once (with ``k`` known) to all the sweeps' sinusoids through the design
-  (:mod:`.optics`), from that guess and then random starts, until one explains the sweeps to
+  (:func:`ffzero_lab.photonics.decomposition.decompose`, Clements et al. 2016) is a first guess;
+  :func:`fit_mesh_offsets` then fits every mesh ``phi0`` at once (with ``k`` known) to all the
+  sweeps' sinusoids through the design (:mod:`ffzero_lab.photonics.design`), from that guess and
+  then random starts, until one explains the sweeps to
   within their noise. Offsets that power meters cannot tell apart (a phase common to every input,
   phases in series) are found from the design and pinned to 0 (:func:`blind_directions`,
   :func:`gauge_pins`).
@@ -30,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import least_squares, minimize_scalar
 
-from ffzero_lab.photonics.optics import MeshOptics, phase_kind
+from ffzero_lab.photonics.design import MeshOptics, phase_kind
 
 TWO_PI = 2 * np.pi
 #: Samples of one phase that determine a sinusoid of it exactly.
@@ -62,7 +63,9 @@ def _design(u: NDArray[np.float64], k: float) -> NDArray[np.float64]:
     return np.stack([np.ones_like(u), np.cos(k * u), np.sin(k * u)], axis=1)
 
 
-def _weighted(u: NDArray[np.float64], y: NDArray[np.float64], w: NDArray[np.float64], k: float) -> tuple[NDArray[np.float64], float]:
+def _weighted(
+    u: NDArray[np.float64], y: NDArray[np.float64], w: NDArray[np.float64], k: float
+) -> tuple[NDArray[np.float64], float]:
     """Weighted least squares of ``A + B cos(k u) + C sin(k u)`` for every series at once;
     (coefficients (3, series), weighted SSE)."""
     x = _design(u, k)
@@ -136,7 +139,8 @@ class MeshSweeps:
         optics: the mesh's design, its setting columns the swept phases in order.
         base: ``(n,)`` phase of each phase shifter minus its ``phi0`` while the others are swept
             (``k V_base^2``), rad.
-        fields: ``(N, J)`` the input fields of the J input patterns, up to the per-mode scale.
+        fields: ``(N, J)`` the input fields of the J input patterns (mode, pattern), up to the
+            per-mode scale.
     """
 
     def __init__(self, optics: MeshOptics, base: NDArray[np.float64], fields: NDArray[np.complex128]) -> None:
@@ -150,73 +154,9 @@ class MeshSweeps:
         """``A, c`` of shape ``(n, N, J)`` as functions of each swept phase's own phase."""
         settings = np.tile(phi0 + self.base, (3 * self.n, 1))
         settings[np.arange(3 * self.n), self._rows] = np.tile(_THIRDS, self.n)
-        powers = self.optics.port_powers(settings, mode_scale[:, None] * self.fields) * port_gain[:, None]
+        patterns = (mode_scale[:, None] * self.fields).T  # (J, N): the design's row convention
+        powers = self.optics.port_powers(settings, patterns).transpose(0, 2, 1) * port_gain[:, None]
         return sinusoid_at(powers.reshape(self.n, 3, *powers.shape[1:]).transpose(1, 0, 2, 3))
-
-
-def _mzi(theta: float, phi: float) -> NDArray[np.complex128]:
-    """The design's 2x2 MZI (:mod:`.optics`)."""
-    et, ep = np.exp(1j * theta), np.exp(1j * phi)
-    return np.array([[0.5 * (et - 1) * ep, 0.5j * (et + 1)], [0.5j * (et + 1) * ep, 0.5 * (1 - et)]])
-
-
-def decompose(u: NDArray[np.complexfloating], flips: int = 0) -> dict[str, float]:
-    """The design's phases of a unitary ``u``: ``D @ U_design(phases) = u`` for some diagonal D.
-
-    Clements et al.'s (2016) nulling: MZIs from the right null the lower-left triangle's
-    anti-diagonals in turn, MZIs from the left the others, until a diagonal is left; the diagonal
-    is then pushed out through the left ones (``T^-1 D = D' T'``) to the outputs, where power
-    meters cannot see it. Gammas are 0 (they are among the phases power meters cannot tell apart).
-
-    Each nulling has two solutions, ``(theta, phi)`` and ``(2 pi - theta, phi + pi)``; bit i of
-    ``flips`` takes the second at the i-th nulling. All 2^(N(N-1)/2) decompositions give the same
-    ``u``; only sweeps tell them apart.
-
-    Returns:
-        Phase name -> rad, for every theta and phi of the N-mode rectangular mesh.
-    """
-    n = u.shape[0]
-    u = np.array(u, dtype=np.complex128)
-    right, left = [], []
-    step = 0
-
-    def branch(theta: float, phi: float) -> tuple[float, float]:
-        nonlocal step
-        flipped = (flips >> step) & 1
-        step += 1
-        return (TWO_PI - theta, phi + np.pi) if flipped else (theta, phi)
-
-    for i in range(1, n):
-        if i % 2 == 1:
-            for j in range(i):
-                r, m = n - 1 - j, i - 1 - j
-                a, b = u[r, m], u[r, m + 1]
-                theta, phi = branch(2 * np.arctan2(abs(b), abs(a)), float(np.angle(-a * np.conj(b))))
-                u[:, [m, m + 1]] = u[:, [m, m + 1]] @ _mzi(theta, phi).conj().T
-                right.append((m, theta, phi))
-        else:
-            for j in range(1, i + 1):
-                m, col = n + j - i - 2, j - 1
-                a, b = u[m, col], u[m + 1, col]
-                theta, phi = branch(2 * np.arctan2(abs(a), abs(b)), float(np.angle(b * np.conj(a))))
-                u[[m, m + 1], :] = _mzi(theta, phi) @ u[[m, m + 1], :]
-                left.append((m, theta, phi))
-    d = np.diag(u).copy()
-    pushed = []
-    for m, theta, phi in reversed(left):  # T(theta, phi)^-1 diag(d1, d2) = D' T(theta, arg(d1 / d2))
-        d1, d2 = d[m], d[m + 1]
-        outer = -np.exp(-1j * theta) * d2
-        d[m], d[m + 1] = outer * np.exp(-1j * phi), outer
-        pushed.append((m, theta, float(np.angle(d1 / d2))))
-    front = np.zeros(n, dtype=int)
-    phases: dict[str, float] = {}
-    for m, theta, phi in right + pushed:  # input to output: each MZI in the first column it fits
-        c = int(max(front[m], front[m + 1]))
-        c += (c - m) % 2
-        slot = (m - c % 2) // 2
-        phases[f"theta[{c},{slot}]"], phases[f"phi[{c},{slot}]"] = float(np.mod(theta, TWO_PI)), float(np.mod(phi, TWO_PI))
-        front[m] = front[m + 1] = c + 1
-    return phases
 
 
 def nearest_unitary(m: NDArray[np.complexfloating], rounds: int = 100) -> NDArray[np.complex128]:
@@ -234,7 +174,8 @@ def nearest_unitary(m: NDArray[np.complexfloating], rounds: int = 100) -> NDArra
 def transfer_from_gamma_sweeps(offset: NDArray[np.float64], coefficient: NDArray[np.complex128],
                                fields: NDArray[np.complex128]) -> NDArray[np.complex128]:
     """The mesh's transfer at the sweeps' base, up to output phases and row/column scales, from
-    the sweeps of the input phases gamma.
+    the sweeps of the input phases gamma, as (port, mode): the transpose of the design's
+    row-convention matrix.
 
     Args:
         offset: ``(N, N, N + 1)`` A of the sweep of ``gamma[m]`` (axis 0), per port and pattern

@@ -34,7 +34,6 @@ from ffzero_lab.calibration.fit import (
     MeshFit,
     MeshSweeps,
     Sinusoids,
-    decompose,
     fit_mesh_offsets,
     fit_sinusoids,
     modulator_phi0,
@@ -42,12 +41,13 @@ from ffzero_lab.calibration.fit import (
     transfer_from_gamma_sweeps,
 )
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.photonics.optics import MeshOptics, modulator_field
+from ffzero_lab.photonics.decomposition import decompose
+from ffzero_lab.photonics.design import MeshOptics, modulator_field
+from ffzero_lab.photonics.heaters import PhaseLaws
 from ffzero_lab.rig import ChannelRef, RigConfig
 from ffzero_lab.rig.calibration_file import (
     CalibrationFile,
     ChannelLaw,
-    PhaseLaws,
     save_calibration,
 )
 from ffzero_lab.rig.io import RigIO
@@ -191,7 +191,9 @@ class Calibrator:
         volts = np.minimum(laws.voltages_V(wanted), self._tops(spec.modulators))
         return volts, modulator_field(laws.phases_rad(volts)).T
 
-    def mesh(self, spec: LayerSpec, modulator_laws: PhaseLaws, starts: int, seed: int) -> tuple[list[ChannelSweep], MeshFit]:
+    def mesh(
+        self, spec: LayerSpec, modulator_laws: PhaseLaws, starts: int, seed: int
+    ) -> tuple[list[ChannelSweep], MeshFit]:
         """Sweep every mesh phase under every input pattern; fit their laws."""
         volts_in, fields = self.patterns(spec, modulator_laws)
         hold = self._safe_hold(spec.phases)
@@ -243,7 +245,7 @@ class Calibrator:
         u = nearest_unitary(transfer_from_gamma_sweeps(offset[gammas], coefficient[gammas], fields))
         guesses = []
         for flips in range(2**mzis):
-            phases = decompose(u, flips)
+            phases = decompose(u.T, flips)
             guesses.append(np.mod(np.array([phases.get(n, 0.0) for n in names]) - base, 2 * np.pi))
         return guesses
 

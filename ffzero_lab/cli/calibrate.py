@@ -22,11 +22,19 @@ def register(app: typer.Typer) -> None:
 
 
 def calibrate(
-    instruments: Annotated[Path, typer.Option("--instruments", "-i", help="The rig's instruments file.")] = Path("instruments.yaml"),
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Calibration file to write [default: the one instruments.yaml names].")] = None,
+    instruments: Annotated[
+        Path, typer.Option("--instruments", "-i", help="The rig's instruments file.")
+    ] = Path("instruments.yaml"),
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Calibration file to write [default: the one instruments.yaml names]."),
+    ] = None,
     plots: Annotated[Optional[Path], typer.Option("--plots", help="Folder for one PNG per channel's fit.")] = None,
     points: Annotated[int, typer.Option("--points", help="Voltages per sweep, evenly spaced in V^2.", min=6)] = 24,
-    starts: Annotated[int, typer.Option("--starts", help="Most starts of the mesh-phase fit (decompositions first, then random).", min=1)] = 100,
+    starts: Annotated[
+        int,
+        typer.Option("--starts", help="Most starts of the mesh-phase fit (decompositions first, then random).", min=1),
+    ] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the fit's random starts.")] = 0,
 ) -> None:
     """Sweep every heater channel of the rig's meshes, fit phi = phi0 + k V^2 and write the calibration file."""
@@ -39,7 +47,9 @@ def calibrate(
         rig = load_rig(instruments)
         target = output or rig.calibration
         if target is None:
-            raise ConfigError("name the calibration file: --output FILE, or 'calibration' in the file", source, "calibration")
+            raise ConfigError(
+                "name the calibration file: --output FILE, or 'calibration' in the file", source, "calibration"
+            )
     except UserError as exc:
         raise fail(exc) from None
     try:

@@ -65,5 +65,7 @@ Publish = Annotated[
 WaitSubscribers = Annotated[
     int, typer.Option("--wait-subscribers", help="With --publish: wait (5 s at most) for this many monitors first.")
 ]
-Keys = Annotated[Optional[Path], typer.Option("--keys", help="With --rig: folder with client.key_secret and server.key.")]
+Keys = Annotated[
+    Optional[Path], typer.Option("--keys", help="With --rig: folder with client.key_secret and server.key.")
+]
 Instruments = Annotated[Path, typer.Option("--instruments", "-i", help="The rig's instruments file.")]

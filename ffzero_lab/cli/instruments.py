@@ -94,7 +94,9 @@ def _check_one(rig: RigConfig, name: str, rm: pyvisa.ResourceManager, source: st
 
 @instruments_app.command("schema")
 def schema(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
 ) -> None:
     """Print the JSON schema of instruments.yaml (for yaml-language-server and other editors)."""
     text = json.dumps(rig_schema(), indent=2) + "\n"
@@ -142,13 +144,19 @@ def emulate(
 
 @instruments_app.command("emulated-rig")
 def emulated_rig(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for instruments.yaml, rig.yaml, calibration.yaml.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for instruments.yaml, rig.yaml, calibration.yaml.")
+    ],
     modes: Annotated[int, typer.Option("--modes", help="Modes of each mesh.", min=2)] = 64,
     layers: Annotated[int, typer.Option("--layers", help="Meshes.", min=1)] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Chip seed: phase laws and noise.", min=0)] = 0,
     noise: Annotated[float, typer.Option("--noise", help="Relative noise of every reading.", min=0.0)] = 0.0,
-    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Reply latency of every instrument, ms.", min=0.0)] = 0.0,
-    first_port: Annotated[int, typer.Option("--first-port", help="TCP port of the first instrument.", min=1, max=65000)] = 50101,
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", help="Reply latency of every instrument, ms.", min=0.0)
+    ] = 0.0,
+    first_port: Annotated[
+        int, typer.Option("--first-port", help="TCP port of the first instrument.", min=1, max=65000)
+    ] = 50101,
     join: Annotated[str, typer.Option("--join", help="How meshes are joined: 'electrical' (every mesh has input "
                                       "modulators, set from the mesh before's detectors) or 'optical' (one chip: "
                                       "each later mesh is fed by the light of the one before, through an "

@@ -23,11 +23,22 @@ def _interrupt(*_: object) -> None:
 
 
 def serve(
-    config: Annotated[Path, typer.Argument(help="What to serve: a protocol file (its device is built and served) or an instruments.yaml (its rig).")],
+    config: Annotated[
+        Path,
+        typer.Argument(
+            help="What to serve: a protocol file (its device is built and served) or an instruments.yaml (its rig)."
+        ),
+    ],
     bind: Annotated[str, typer.Option("--bind", help="Address to serve on.")] = "tcp://127.0.0.1:5555",
-    keys: Annotated[Optional[Path], typer.Option("--keys", help="Folder from 'ffzero-lab keys' (any bind but 127.0.0.1/::1).")] = None,
-    lease: Annotated[float, typer.Option("--lease", help="Seconds of silence after which a client is taken as lost.")] = 10.0,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a field of the file (repeatable).")] = None,
+    keys: Annotated[
+        Optional[Path], typer.Option("--keys", help="Folder from 'ffzero-lab keys' (any bind but 127.0.0.1/::1).")
+    ] = None,
+    lease: Annotated[
+        float, typer.Option("--lease", help="Seconds of silence after which a client is taken as lost.")
+    ] = 10.0,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a field of the file (repeatable).")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Serve a rig's layers over ZMQ to one trainer at a time, until Ctrl-C or SIGTERM."""

@@ -140,7 +140,10 @@ def resume(
     wait_subscribers: WaitSubscribers = 0,
     rig: Annotated[Optional[str], typer.Option("--rig", help="For a run trained on a served rig: its address.")] = None,
     keys: Keys = None,
-    instruments: Annotated[Optional[Path], typer.Option("--instruments", help="For a run trained on a rig's instruments: its instruments.yaml.")] = None,
+    instruments: Annotated[
+        Optional[Path],
+        typer.Option("--instruments", help="For a run trained on a rig's instruments: its instruments.yaml."),
+    ] = None,
 ) -> None:
     """Continue an interrupted run from its last committed step, in its own run record."""
     folder = resolve_runs_dir(runs_dir)
@@ -155,7 +158,9 @@ def resume(
         if summary.status in ("complete", "running"):
             raise UserError(f"the run is {summary.status}; only an incomplete or failed run can be resumed", source)
         if row["kind"] == "run" and (rig is None) == (instruments is None):
-            raise UserError("this run trained on a rig: give --rig ADDRESS (and --keys DIR) or --instruments FILE", source)
+            raise UserError(
+                "this run trained on a rig: give --rig ADDRESS (and --keys DIR) or --instruments FILE", source
+            )
         proto = parse_protocol(json.loads(row["protocol_json"]), source)
         with _lab(instruments, rig, keys, 30.0, device_seed(proto)) as network:
             prepared = prepare(proto, source, resolve_data_dir(data_dir), network)
@@ -181,8 +186,13 @@ def resume(
 
 def run(
     protocol: ProtocolArg,
-    rig: Annotated[Optional[str], typer.Option("--rig", help="Train on a rig served by 'ffzero-lab serve' at ADDRESS.")] = None,
-    instruments: Annotated[Optional[Path], typer.Option("--instruments", help="Train on the rig this instruments.yaml describes, through its drivers.")] = None,
+    rig: Annotated[
+        Optional[str], typer.Option("--rig", help="Train on a rig served by 'ffzero-lab serve' at ADDRESS.")
+    ] = None,
+    instruments: Annotated[
+        Optional[Path],
+        typer.Option("--instruments", help="Train on the rig this instruments.yaml describes, through its drivers."),
+    ] = None,
     keys: Keys = None,
     timeout: Annotated[float, typer.Option("--timeout", help="With --rig: seconds to wait for each answer.")] = 30.0,
     set_: Sets = None,
@@ -193,7 +203,8 @@ def run(
     publish: Publish = None,
     wait_subscribers: WaitSubscribers = 0,
 ) -> None:
-    """Train a protocol in the lab: on a rig served by 'ffzero-lab serve' (--rig) or through instruments.yaml (--instruments).
+    """Train a protocol in the lab: on a rig served by 'ffzero-lab serve' (--rig) or through \
+instruments.yaml (--instruments).
 
     The protocol's device section is ignored: the rig decides what the layers are. With
     --instruments every set-point the run can reach is checked against the limits and the power

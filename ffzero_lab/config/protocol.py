@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ffzero_lab.core.errors import ConfigError
+from ffzero_lab.core.errors import ConfigError, validation_error
 
 
 class _Section(BaseModel):
@@ -56,7 +56,8 @@ class ConvConfig(_Section):
 
     Every conv layer has ``channels`` output channels of ``kernel`` x ``kernel`` kernels, moves
     by ``stride`` and pads by ``kernel // 2`` (28 x 28 -> 14 x 14 -> 7 x 7 with the defaults).
-    FF methods train each output channel on its own goodness (channel-wise, ALGORITHM.md).
+    FF methods train each output channel on its own goodness (channel-wise: its own loss and
+    directions).
     """
 
     layers: int = Field(2, ge=1, le=4, description="Number of conv layers.")
@@ -120,14 +121,17 @@ class RecordConfig(_Section):
     """``record``: what the run store keeps besides steps, epochs and checkpoints."""
 
     measurements: bool = Field(
-        True, description="Every step's measurement: perturbation seed and draw, samples, raw readings, base parameters."
+        True,
+        description="Every step's measurement: perturbation seed and draw, samples, raw readings, base parameters.",
     )
 
 
 class DeviceConfig(_Section):
     """``device``: the driver that builds the network, and its settings."""
 
-    driver: str = Field("neurophox-mesh", description="Entry point name (group ffzero_lab.devices) or 'module:attribute'.")
+    driver: str = Field(
+        "neurophox-mesh", description="Entry point name (group ffzero_lab.devices) or 'module:attribute'."
+    )
     settings: dict[str, Any] = Field(default_factory=dict, description="Driver settings; validated by the driver.")
 
 
@@ -145,31 +149,6 @@ class Protocol(_Section):
     goodness: GoodnessConfig = Field(default_factory=GoodnessConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
-
-
-def format_location(loc: Sequence[Any]) -> str:
-    """pydantic's error location as a dotted path: ``('train', 'epochs')`` -> ``train.epochs``."""
-    parts: list[str] = []
-    for item in loc:
-        parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + str(item))
-    return "".join(parts)
-
-
-def validation_error(exc: ValidationError, source: str, prefix: str = "") -> ConfigError:
-    """The first error of a pydantic ValidationError as a ConfigError naming file and field."""
-    first = exc.errors()[0]
-    field = format_location(first["loc"])
-    if prefix:
-        field = f"{prefix}.{field}" if field else prefix
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif "input" in first and not isinstance(first["input"], dict | list):
-        message = f"{message} (got {first['input']!r})"
-    more = len(exc.errors()) - 1
-    if more:
-        message += f" (and {more} more error{'s' if more > 1 else ''})"
-    return ConfigError(message, source, field)
 
 
 def apply_override(document: dict[str, Any], assignment: str) -> None:

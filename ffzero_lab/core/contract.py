@@ -116,7 +116,7 @@ class PhysicalLayer(ABC):
     #: Channel-wise layers (a convolution's output channels): the parameters and the ports split
     #: into ``channels`` equal contiguous blocks, and block c's ports depend only on block c's
     #: parameters. Layer-local methods then give every channel its own goodness, loss and
-    #: directions (ALGORITHM.md, convolutional layers). 1: the layer is trained as a whole.
+    #: directions (as for convolutional layers). 1: the layer is trained as a whole.
     channels: int = 1
 
     @property

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class UserError(Exception):
     """Bad input: a protocol, a data set, a path. Never reaches a device.
@@ -29,3 +35,28 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """A protocol or configuration file is invalid."""
+
+
+def format_location(loc: Sequence[Any]) -> str:
+    """pydantic's error location as a dotted path: ``('train', 'epochs')`` -> ``train.epochs``."""
+    parts: list[str] = []
+    for item in loc:
+        parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def validation_error(exc: ValidationError, source: str, prefix: str = "") -> ConfigError:
+    """The first error of a pydantic ValidationError as a ConfigError naming file and field."""
+    first = exc.errors()[0]
+    field = format_location(first["loc"])
+    if prefix:
+        field = f"{prefix}.{field}" if field else prefix
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif "input" in first and not isinstance(first["input"], dict | list):
+        message = f"{message} (got {first['input']!r})"
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    return ConfigError(message, source, field)

@@ -37,7 +37,8 @@ def _twin(obj: Any, what: str) -> Any:
 
 
 def tf_goodness(taps: tf.Tensor, prototypes: tf.Tensor, centre: bool) -> tf.Tensor:
-    """Cosine goodness ``(..., B, P) x (C, P) -> (..., B, C)`` (see :func:`ffzero_lab.ffzero.goodness.cosine_goodness`)."""
+    """Cosine goodness ``(..., B, P) x (C, P) -> (..., B, C)`` \
+(see :func:`ffzero_lab.ffzero.goodness.cosine_goodness`)."""
     z = taps - tf.reduce_mean(taps, axis=-1, keepdims=True) if centre else taps
     norm = tf.maximum(tf.norm(z, axis=-1, keepdims=True), 1e-30)
     return tf.einsum("...p,cp->...c", z, prototypes) / norm
@@ -129,7 +130,9 @@ class LocalAD(LayerEstimator):
 class GlobalAD(NetworkEstimator):
     """BP+AD: exact gradient of the readout cross-entropy through the whole network."""
 
-    def __init__(self, network: Network, train: Split, test: Split, objective: Objective, config: EstimatorSettings) -> None:
+    def __init__(
+        self, network: Network, train: Split, test: Split, objective: Objective, config: EstimatorSettings
+    ) -> None:
         super().__init__(network, train, test, objective, config)
         models = [_twin(layer, f"layer {i}") for i, layer in enumerate(network.layers)]
         stages = [None if s is None else _twin(s, f"the stage after layer {i}") for i, s in enumerate(network.stages)]

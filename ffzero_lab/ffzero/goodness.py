@@ -1,7 +1,8 @@
-"""Goodness: cosine similarity between a tap reading and prototypes (ALGORITHM.md eq. 4).
+"""Goodness: cosine similarity between a tap reading and prototypes, ``G[c] = cos(t, p_c) =
+t . p_c / (|t| |p_c|)`` for the tap ``t`` of a layer and its class prototypes ``p_c``.
 
 Channel-wise layers (conv) first project each channel's feature map by a fixed random matrix
-(ALGORITHM.md, convolutional layers) and score every channel on its own.
+(``t_g = R_g m_g`` for channel g's map ``m_g``) and score every channel on its own.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Layer-local objectives (ALGORITHM.md eq. 5/16 and 7-8) and the global cross-entropy.
+"""Layer-local objectives and the global cross-entropy.
+
+Classification: the margin loss ``relu(m - G[y] + lambda G[wrong])`` on a layer's goodness G,
+the wrong classes taken as their mean or their max. Regression: ``(G - (2y - 1))^2`` against the
+target cosine. BP: softmax cross-entropy of the readout.
 
 All losses take a leading batch of parameter settings ``(...)`` and return one loss per
 setting, averaged over the mini-batch, so that the 2K perturbed settings of a step are scored

@@ -1,4 +1,4 @@
-"""The four training methods the paper compares, one code path each (ALGORITHM.md).
+"""The four training methods the FFzero paper compares, one code path each.
 
 | method  | loss                                  | gradient                                        |
 | ------- | ------------------------------------- | ----------------------------------------------- |
@@ -145,7 +145,9 @@ class LayerEstimator(Estimator):
 class NetworkEstimator(Estimator):
     """Base of the global (BP) methods: trains every layer at once, predicts from the readout."""
 
-    def __init__(self, network: Network, train: Split, test: Split, objective: Objective, config: EstimatorSettings) -> None:
+    def __init__(
+        self, network: Network, train: Split, test: Split, objective: Objective, config: EstimatorSettings
+    ) -> None:
         self.network = network
         self.sizes = [layer.n_params for layer in network.layers]
         self.n = int(sum(self.sizes))
@@ -184,7 +186,9 @@ class DirectionalDerivatives:
         self.sampler = DirectionSampler(self.n, self.config.directions, seed, groups)
         self.direction_seed = self.sampler.seed
 
-    def score(self, settings: NDArray[np.float64], batch: NDArray[np.intp]) -> tuple[NDArray[np.float64], float, NDArray[np.float64], int]:
+    def score(
+        self, settings: NDArray[np.float64], batch: NDArray[np.intp]
+    ) -> tuple[NDArray[np.float64], float, NDArray[np.float64], int]:
         """``(loss per setting (2K,) or per setting and channel (2K, G), fraction right,
         readings, device evaluations)``."""
         raise NotImplementedError

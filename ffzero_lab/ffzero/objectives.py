@@ -1,6 +1,6 @@
 """Tasks: what a layer's goodness (or the BP readout) is asked to do, and how it is scored.
 
-Classification (ALGORITHM.md eq. 4-6): one prototype per class, the margin loss, every layer
+Classification: one prototype per class, the margin loss, every layer
 votes, accuracy. Regression (eq. 7-8): one high-end prototype per label dimension (the
 low end is its antipode), target cosine ``t = 2y - 1``, the last layer predicts
 ``y_hat = (G + 1) / 2``, scored by R^2. The BP baselines read the first C (or D) taps: a
@@ -51,7 +51,9 @@ class Objective(ABC):
     width: int
 
     @abstractmethod
-    def local_loss(self, goodness: NDArray[np.float64], y: NDArray[Any], train: EstimatorSettings) -> NDArray[np.float64]:
+    def local_loss(
+        self, goodness: NDArray[np.float64], y: NDArray[Any], train: EstimatorSettings
+    ) -> NDArray[np.float64]:
         """Layer-local loss ``(..., B, width) -> (...)``, batch mean."""
 
     @abstractmethod
@@ -113,7 +115,7 @@ class Regression(Objective):
         return regression_prediction(goodness)
 
     def combine(self, predictions):
-        return predictions[-1]  # the last layer's prediction (ALGORITHM.md)
+        return predictions[-1]  # regression: the last layer predicts, no vote
 
     def readout_loss(self, taps, y, train):
         return ((readout(taps, self.width, train) - y) ** 2).sum(axis=-1).mean(axis=-1)

@@ -1,4 +1,4 @@
-"""Central-difference directional-derivative gradient estimate (ALGORITHM.md eq. 12-14).
+"""Central-difference directional-derivative gradient estimate of a loss L of n parameters:
 
     v_k = u_k / ||u_k||,  u_k ~ N(0, I_n)
     d_k = [L(theta + eps v_k) - L(theta - eps v_k)] / (2 eps)
@@ -27,7 +27,7 @@ class DirectionSampler:
     directions can be rebuilt later from ``(seed, c)`` alone (the run store keeps both for
     every measurement) and a resumed run draws exactly what the uninterrupted one would.
     The Gaussian numbers are drawn as float32 into a reused buffer: for a dense layer, drawing
-    them can cost more than the forward passes (ALGORITHM.md).
+    them (K x n numbers per step) can cost more than the forward passes.
     """
 
     def __init__(self, n: int, directions: int, seed: int | np.random.SeedSequence, groups: int = 1) -> None:

@@ -1,4 +1,4 @@
-"""Maximally separated prototype vectors, one per class and layer (ALGORITHM.md, "Prototypes").
+"""Maximally separated prototype vectors, one per class and layer.
 
 Prototypes are drawn at random from a seed and then spread on the unit sphere by repulsion:
 projected gradient descent on ``sum_{a<b} exp(t * p_a . p_b)``, renormalising after each step.
@@ -88,7 +88,7 @@ def regression_prototypes(
 ) -> NDArray[np.float64]:
     """High-end prototypes for regression, one per label dimension, shape ``(D, dim)``.
 
-    The low-end prototype of each is its antipode, ``p_low = -p_high`` (ALGORITHM.md), so it
+    The low-end prototype of each is its antipode, ``p_low = -p_high`` (target cosine ``2y - 1``), so it
     need not be stored.
     """
     return max_separated_prototypes(label_dims, dim, seed, centred)

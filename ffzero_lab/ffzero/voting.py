@@ -1,4 +1,5 @@
-"""Inference by majority vote over layers (ALGORITHM.md eq. 6)."""
+"""Inference by majority vote over layers: ``y_hat = mode_l argmax_c G_l[c]``, each layer l voting
+for the class whose prototype its tap is closest to (ties broken by the last layer)."""
 
 from __future__ import annotations
 

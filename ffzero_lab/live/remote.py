@@ -214,7 +214,9 @@ class RigClient:
             self.socket.connect(address)
         except zmq.ZMQError as exc:
             self.socket.close(0)
-            raise UserError(f"cannot connect to {address}: {exc} (expected e.g. tcp://127.0.0.1:5555)", "--rig") from None
+            raise UserError(
+                f"cannot connect to {address}: {exc} (expected e.g. tcp://127.0.0.1:5555)", "--rig"
+            ) from None
 
     def request(self, op: str, frames: list[bytes] = (), **fields: Any) -> tuple[dict[str, Any], list[bytes]]:
         header = json.dumps({"op": op, "client": self.client, **fields}).encode()

@@ -1,18 +1,32 @@
-"""Batched transfer computation for rectangular (Clements) MZI meshes.
+"""The one transfer computation of rectangular (Clements) MZI meshes, for batches of settings.
 
-Pure functions that reproduce neurophox's ``RMNumpy`` numpy backend (``hadamard=False``,
-``basis='sm'`` or ``'bloch'``) for a whole batch of phase settings at once, so that the 2K
-perturbed settings of a directional-derivative step cost one vectorised pass instead of 2K
-mesh rebuilds (50-60 ms each for 64 modes, HARDWARE.md).
+Used by the simulated chip, the rig's design model (:mod:`.design`, which the emulated chip and
+the calibration fit use) and, through :func:`transfer_matrices`, everything else that needs a
+mesh's matrix. Pure functions that reproduce neurophox's ``RMNumpy`` numpy backend
+(``hadamard=False``, ``basis='sm'`` or ``'bloch'``) for a whole batch of phase settings at once,
+so that the 2K perturbed settings of a directional-derivative step cost one vectorised pass
+instead of 2K mesh rebuilds (tens of ms each at 64 modes).
 
-Conventions (neurophox's): a field is a row vector; a mesh of N modes and L layers maps
-inputs ``x`` of shape ``(M, N)`` to ``x @ U``. Phases are in radians:
+The one convention: a field is a row vector; a mesh of N modes and L layers maps inputs ``x`` of
+shape ``(M, N)`` to ``x @ U``. Phases are in radians:
 
 * ``theta`` ``(L, N//2)`` internal MZI phases, ``phi`` ``(L, N//2)`` external MZI phases,
 * ``gamma`` ``(N,)`` phases applied at the mesh input,
 * ``mask`` ``(L, N//2)`` 1 where an MZI exists; masked slots are held at the bar state
   (theta = phi = pi), as neurophox does,
 * ``bs_error`` ``(L, N//2)`` split-ratio error per MZI (both beam splitters of an MZI share it).
+
+An MZI is beam splitter, internal phase ``theta``, beam splitter; its external phase ``phi`` sits
+on the upper arm either after it (``external='output'``, neurophox's layout, the simulated chip)
+or before it (``external='input'``, the rig's design of :mod:`.design`). With the splitters'
+amplitudes ``e++ = (1+e)/2, e+- = e-+ = sqrt(1-e^2)/2, e-- = (1-e)/2`` (times the MZI's
+transmission) and ``a = e^{i theta}`` (basis ``sm``), the block acting as ``[x0, x1] @ T`` is::
+
+    T = [[(e++ a - e--) p0,  i (e+- a + e-+) p1],
+         [i (e-+ a + e+-) q0,  e++ - e-- a    ]]
+
+with ``p0 = q0 = e^{i phi}, p1 = 1`` for ``output`` and ``p0 = p1 = e^{i phi}, q0 = 1`` for
+``input``; in basis ``bloch`` the internal phase is split ``+-theta/2``.
 """
 
 from __future__ import annotations
@@ -36,6 +50,8 @@ class MeshGeometry:
         basis: ``'sm'`` (theta on the upper arm only) or ``'bloch'`` (+-theta/2).
         transmission: ``(L, N//2)`` amplitude transmission of each MZI (insertion loss), or
             None for a lossless mesh.
+        external: where each MZI's external phase ``phi`` sits on its upper arm: ``output``
+            (after the MZI, neurophox) or ``input`` (before it, the rig's design).
     """
 
     units: int
@@ -45,6 +61,7 @@ class MeshGeometry:
     bs_error: NDArray[np.float64]
     basis: str = "sm"
     transmission: NDArray[np.float64] | None = None
+    external: str = "output"
 
     @property
     def n_mzis(self) -> int:
@@ -127,13 +144,19 @@ def mzi_blocks(
     if b is None:
         blocks[..., 0, 0] = (epp * a - enn) * ephi
         blocks[..., 0, 1] = 1j * (epn * a + enp)
-        blocks[..., 1, 0] = 1j * (enp * a + epn) * ephi
+        blocks[..., 1, 0] = 1j * (enp * a + epn)
         blocks[..., 1, 1] = epp - enn * a
     else:
         blocks[..., 0, 0] = (epp * a - enn * b) * ephi
         blocks[..., 0, 1] = 1j * (epn * a + enp * b)
-        blocks[..., 1, 0] = 1j * (enp * a + epn * b) * ephi
+        blocks[..., 1, 0] = 1j * (enp * a + epn * b)
         blocks[..., 1, 1] = epp * b - enn * a
+    if geometry.external == "output":  # phi on the upper output: the first column of T
+        blocks[..., 1, 0] *= ephi
+    elif geometry.external == "input":  # phi on the upper input: the first row of T
+        blocks[..., 0, 1] *= ephi
+    else:
+        raise ValueError(f"external must be 'output' or 'input', got {geometry.external!r}")
     return blocks
 
 

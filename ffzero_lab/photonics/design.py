@@ -1,18 +1,18 @@
 """The nominal optical design of a rig's chip: what a phase name in ``instruments.yaml`` means.
 
-A layer is a rectangular (Clements) mesh of N modes. Column ``c`` (0..N-1) holds MZIs on the mode
-pairs ``(c % 2 + 2 s, c % 2 + 2 s + 1)``; MZI ``(c, s)`` is a beam splitter, the internal phase
-``theta[c,s]`` on its upper arm, a second beam splitter, after the external phase ``phi[c,s]`` on
-its upper input: ``T = B diag(e^{i theta}, 1) B diag(e^{i phi}, 1)``, ``B = [[1, i], [i, 1]] / sqrt 2``
-(theta = pi: bar, theta = 0: cross). ``gamma[m]`` is a phase on input mode m. Fields are column
-vectors: ``outputs = U @ inputs``.
+A layer is a rectangular (Clements) mesh of N modes and N columns. Column ``c`` (0..N-1) holds
+MZIs on the mode pairs ``(c % 2 + 2 s, c % 2 + 2 s + 1)``; MZI ``(c, s)`` has the external phase
+``phi[c,s]`` on its upper input, then a beam splitter, the internal phase ``theta[c,s]`` on its
+upper arm, a second beam splitter (theta = pi: bar, theta = 0: cross); ``gamma[m]`` is a phase on
+input mode m. The transfer is :mod:`.clements`'s (``external='input'``, lossless, ideal
+splitters), in its one convention: fields are row vectors, ``outputs = inputs @ U``.
 
 An input modulator is an MZI with one heater: the field it passes is ``(e^{i psi} - 1) / 2``,
 of magnitude ``|sin(psi / 2)|`` (2 pi periodic in its phase psi) and with the phase ``psi / 2 + pi / 2``
 that a one-armed modulator imprints.
 
-Calibration (:mod:`.fit`) fits this design to measurements, and the emulated rig
-(``drivers/emulated/chip.py``) plays it; the training itself never uses it (FFzero is model-free).
+Calibration (:mod:`ffzero_lab.calibration.fit`) fits this design to measurements, and the
+emulated rig plays it; the training itself never uses it (FFzero is model-free).
 """
 
 from __future__ import annotations
@@ -22,6 +22,14 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from ffzero_lab.photonics.clements import (
+    MeshGeometry,
+    grid_permutation,
+    mzi_blocks,
+    rectangular_mask,
+    transfer_matrices,
+)
 
 _NAME = re.compile(r"^(theta|phi)\[(\d+),(\d+)\]$|^gamma\[(\d+)\]$")
 
@@ -44,7 +52,7 @@ def modulator_phase(amplitude: ArrayLike) -> NDArray[np.float64]:
 
 
 class MeshOptics:
-    """Transfer matrices of one rectangular mesh for batches of phase settings.
+    """Transfer matrices of one rectangular mesh of the design for batches of phase settings.
 
     Args:
         modes: N.
@@ -56,48 +64,37 @@ class MeshOptics:
     def __init__(self, modes: int, names: Sequence[str], fixed: float = 0.0) -> None:
         self.modes = modes
         self.names = list(names)
-        index = {name: i for i, name in enumerate(self.names)}
-        unknown = [n for n in self.names if n not in set(mesh_phase_names(modes))]
+        known = {name: i for i, name in enumerate(mesh_phase_names(modes))}
+        unknown = [n for n in self.names if n not in known]
         if unknown:
             raise ValueError(f"a {modes}-mode mesh has no phase {unknown[0]!r}")
         self.fixed = fixed
-        # per column: (top modes, theta column or -1, phi column or -1)
-        self._columns: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]] = []
-        for c in range(modes):
-            tops = np.arange(c % 2, modes - 1, 2)
-            theta = np.array([index.get(f"theta[{c},{s}]", -1) for s in range(tops.size)], dtype=np.intp)
-            phi = np.array([index.get(f"phi[{c},{s}]", -1) for s in range(tops.size)], dtype=np.intp)
-            self._columns.append((tops, theta, phi))
-        self._gamma = np.array([index.get(f"gamma[{m}]", -1) for m in range(modes)], dtype=np.intp)
+        self.geometry = MeshGeometry(modes, modes, grid_permutation(modes, modes), rectangular_mask(modes, modes),
+                                     np.zeros((modes, modes // 2)), external="input")
+        self._where = self.geometry.mask > 0  # (L, N//2): the MZIs, in the order of mesh_phase_names
+        self._columns = np.array([known[n] for n in self.names], dtype=np.intp)
 
-    def _pick(self, phases: NDArray[np.float64], columns: NDArray[np.intp]) -> NDArray[np.float64]:
-        """``(S, k)`` phases of the given setting columns (-1: the fixed phase)."""
-        out = np.full((phases.shape[0], columns.size), self.fixed)
-        named = columns >= 0
-        out[:, named] = phases[:, columns[named]]
-        return out
+    def _full(
+        self, phases: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """theta, phi ``(S, L, N//2)`` and gamma ``(S, N)`` for named phases ``(S, n)``."""
+        s, m, n = phases.shape[0], int(self._where.sum()), self.modes
+        every = np.full((s, 2 * m + n), self.fixed)
+        every[:, self._columns] = phases
+        theta = np.full((s,) + self._where.shape, np.pi)
+        phi = np.full((s,) + self._where.shape, np.pi)
+        theta[:, self._where], phi[:, self._where] = every[:, :m], every[:, m : 2 * m]
+        return theta, phi, every[:, 2 * m :]
 
     def matrices(self, phases: ArrayLike) -> NDArray[np.complex128]:
-        """``(S, N, N)`` transfer matrices for settings ``(S, n)`` (rad); ``outputs = U @ inputs``."""
+        """``(S, N, N)`` transfer matrices for settings ``(S, n)`` (rad); ``outputs = inputs @ U``."""
         phases = np.atleast_2d(np.asarray(phases, dtype=np.float64))
-        s, n = phases.shape[0], self.modes
-        u = np.zeros((s, n, n), dtype=np.complex128)
-        u[:, np.arange(n), np.arange(n)] = np.exp(1j * self._pick(phases, self._gamma))
-        for tops, theta_cols, phi_cols in self._columns:
-            if tops.size == 0:
-                continue
-            et = np.exp(1j * self._pick(phases, theta_cols))  # (S, k)
-            ep = np.exp(1j * self._pick(phases, phi_cols))
-            bar, cross, low = 0.5 * (et - 1.0), 0.5j * (et + 1.0), 0.5 * (1.0 - et)
-            top_rows, low_rows = u[:, tops, :], u[:, tops + 1, :]
-            new_top = (bar * ep)[..., None] * top_rows + cross[..., None] * low_rows
-            new_low = (cross * ep)[..., None] * top_rows + low[..., None] * low_rows
-            u[:, tops, :], u[:, tops + 1, :] = new_top, new_low
-        return u
+        theta, phi, gamma = self._full(phases)
+        return transfer_matrices(mzi_blocks(theta, phi, self.geometry), gamma, self.geometry)
 
     def port_powers(self, phases: ArrayLike, fields: ArrayLike) -> NDArray[np.float64]:
-        """``(S, N, J)`` output powers for settings ``(S, n)`` and input fields ``(N, J)`` or ``(S, N, J)``."""
-        out = self.matrices(phases) @ np.asarray(fields, dtype=np.complex128)
+        """``(S, J, N)`` output powers for settings ``(S, n)`` and input fields ``(J, N)`` or ``(S, J, N)``."""
+        out = np.asarray(fields, dtype=np.complex128) @ self.matrices(phases)
         return out.real**2 + out.imag**2
 
 

@@ -1,6 +1,6 @@
 """TensorFlow twin of the simulated mesh, for the automatic-differentiation reference methods.
 
-Same conventions as :mod:`drivers.simulated.transfer` (neurophox's, ``hadamard=False``): row
+Same conventions as :mod:`ffzero_lab.photonics.clements` (neurophox's, ``hadamard=False``): row
 fields, ``x @ U``, theta/phi per MZI, gamma at the input, fixed beam-splitter errors and
 insertion loss. Heater and detector non-idealities are not modelled: the AD methods are an
 upper bound, not a physical procedure. Imported only when an AD method runs.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .transfer import MeshGeometry
+from ffzero_lab.photonics.clements import MeshGeometry
 
 
 def mesh_model(geometry: MeshGeometry, dtype: tf.DType = tf.complex128):
@@ -68,7 +68,7 @@ def mesh_model(geometry: MeshGeometry, dtype: tf.DType = tf.complex128):
 
 
 def electro_optic(alpha: float, gain: float, bias_phase: float):
-    """TensorFlow version of :class:`~drivers.simulated.activation.ElectroOpticActivation`."""
+    """TensorFlow version of :class:`~ffzero_lab.photonics.activation.ElectroOpticActivation`."""
 
     def activation(z):
         power = tf.math.real(z) ** 2 + tf.math.imag(z) ** 2

@@ -1,4 +1,12 @@
-"""``instruments.yaml``: the rig's instruments, channel maps and safety limits.
+"""The rig: ``instruments.yaml`` as validated models, the driver protocols (every capability the
+rig uses), opening instruments, the power budget and the power-safe write order
+(:mod:`.budget`, the one place), the rig's IO with retries and its safe state, each mesh as a
+:class:`~ffzero_lab.core.contract.PhysicalLayer`, the preflight of every reachable set-point and
+building the rig's network. This ``__init__`` is the public face drivers import; the package
+never imports a driver (drivers are named in ``instruments.yaml`` as ``module:Class``).
+Imports :mod:`ffzero_lab.photonics`, :mod:`ffzero_lab.config`, :mod:`ffzero_lab.core`.
+
+``instruments.yaml``: the rig's instruments, channel maps and safety limits.
 
 The file says which instruments the lab has (a VISA resource and a driver class each), which
 heater channel drives which phase of which mesh, which power-meter port reads which output
@@ -20,16 +28,23 @@ numbers them; power-meter ports from 1, as the Keysight N774x numbers them.
 | :mod:`.loader` | file -> validated :class:`RigConfig`, drivers resolved |
 | :mod:`.driver` | the driver protocol, ``module:Class`` resolution, limits vs. the instrument |
 | :mod:`.connect` | the VISA backend and opening a driver on its resource |
-| :mod:`.budget` | :class:`PowerBudget`, the rig's power budget shared by its heater drivers |
+| :mod:`.budget` | :class:`PowerBudget` shared by the heater drivers; the power-safe write order |
 | :mod:`.errors` | :class:`InstrumentError`, :class:`LimitError`, :class:`PowerBudgetError` |
+| :mod:`.calibration_file` | the calibration file (a law ``phi0, k`` per heater channel) |
+| :mod:`.spec` | a mesh's channels, laws and ports from the two files (no I/O) |
+| :mod:`.io` | the open instruments: checked writes, readings, retries, the safe state |
+| :mod:`.plan` | the order of a call's S x B evaluations (one heater settle per setting) |
+| :mod:`.layer` | :class:`HardwareMesh`, a mesh as a PhysicalLayer |
+| :mod:`.build` | instruments file -> :class:`HardwareNetwork` |
+| :mod:`.preflight` | every reachable set-point against the limits and the power budget |
 """
 
-from ffzero_lab.rig.budget import PowerBudget
+from ffzero_lab.photonics.heaters import PhaseLaws
+from ffzero_lab.rig.budget import PowerBudget, power_falls, power_ordered_steps, rising_power_W
 from ffzero_lab.rig.build import HardwareNetwork, build_rig_network, load_specs
 from ffzero_lab.rig.calibration_file import (
     CalibrationFile,
     ChannelLaw,
-    PhaseLaws,
     load_calibration,
     save_calibration,
 )
@@ -63,6 +78,7 @@ from ffzero_lab.rig.loader import (
     rig_schema,
 )
 from ffzero_lab.rig.preflight import Setpoints, check_setpoints
+from ffzero_lab.rig.spec import LayerSpec, group_by_instrument
 
 __all__ = [
     "CalibrationFile",
@@ -80,6 +96,7 @@ __all__ = [
     "InstrumentError",
     "InstrumentIdentity",
     "LayerMap",
+    "LayerSpec",
     "LimitError",
     "PhaseLaws",
     "PortRef",
@@ -92,6 +109,10 @@ __all__ = [
     "Setpoints",
     "build_rig_network",
     "check_driver",
+    "power_falls",
+    "power_ordered_steps",
+    "rising_power_W",
+    "group_by_instrument",
     "check_setpoints",
     "import_object",
     "limit_problems",

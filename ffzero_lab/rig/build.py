@@ -9,9 +9,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ffzero_lab.calibration.fit import decompose
 from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.core.network import Network
+from ffzero_lab.photonics.decomposition import decompose
 from ffzero_lab.rig.calibration_file import load_calibration
 from ffzero_lab.rig.config import RigConfig
 from ffzero_lab.rig.io import RigIO
@@ -86,11 +86,12 @@ def load_specs(path: str | Path) -> tuple[RigConfig, list[LayerSpec]]:
 def haar_phases(spec: LayerSpec, rng: np.random.Generator) -> NDArray[np.float64]:
     """Phases of a Haar-random transfer matrix in the rig's design, ``(n,)`` rad in the mesh's
     parameter order: a unitary drawn from the Haar measure (scipy), decomposed into the design's
-    thetas and phis (:func:`.fit.decompose`, equal up to output phases); gammas and any phase the
-    decomposition leaves out are 0."""
+    thetas and phis (:func:`ffzero_lab.photonics.decomposition.decompose`, equal up to output
+    phases); gammas and any phase the decomposition leaves out are 0. The draw is taken as the
+    column form (its transpose is Haar too), so a seed gives the starts it always gave."""
     from scipy.stats import unitary_group
 
-    phases = decompose(unitary_group.rvs(spec.modes, random_state=rng))
+    phases = decompose(unitary_group.rvs(spec.modes, random_state=rng).T)
     return np.array([phases.get(name, 0.0) for name in spec.names])
 
 

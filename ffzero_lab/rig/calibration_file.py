@@ -24,11 +24,9 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ffzero_lab.config.protocol import validation_error
-from ffzero_lab.core.errors import ConfigError
+from ffzero_lab.core.errors import ConfigError, validation_error
 
 TWO_PI = 2 * np.pi
 MODEL = "phi = phi0 + k V^2"
@@ -94,38 +92,3 @@ def save_calibration(path: str | Path, calibration: CalibrationFile) -> None:
                 law.pop("pinned", None)
     header = "# Heater phase laws phi = phi0 + k V^2, written by 'ffzero-lab calibrate'.\n"
     path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-
-
-class PhaseLaws:
-    """The laws of a list of channels, as arrays ``(n,)``.
-
-    Args:
-        phi0_rad: phase at 0 V, rad.
-        k_rad_per_V2: phase per squared volt, rad/V^2.
-    """
-
-    def __init__(self, phi0_rad: ArrayLike, k_rad_per_V2: ArrayLike) -> None:
-        self.phi0_rad = np.asarray(phi0_rad, dtype=np.float64)
-        self.k_rad_per_V2 = np.asarray(k_rad_per_V2, dtype=np.float64)
-
-    def voltages_V(self, phases_rad: ArrayLike) -> NDArray[np.float64]:
-        """The smallest non-negative voltages giving ``(..., n)`` phases (taken modulo 2 pi), V."""
-        shift = np.mod(np.asarray(phases_rad, dtype=np.float64) - self.phi0_rad, TWO_PI)
-        return np.sqrt(shift / self.k_rad_per_V2)
-
-    def phases_rad(self, voltages_V: ArrayLike) -> NDArray[np.float64]:
-        """Phases ``(..., n)`` produced by voltages, modulo 2 pi, rad."""
-        return np.mod(self.phi0_rad + self.k_rad_per_V2 * np.asarray(voltages_V, dtype=np.float64) ** 2, TWO_PI)
-
-    def highest_V(self, low_rad: float = 0.0, high_rad: float = TWO_PI) -> NDArray[np.float64]:
-        """The highest voltage (a supremum) any phase in ``[low, high]`` can need, per channel, V.
-
-        A phase just short of ``phi0`` needs a whole turn: ``sqrt(2 pi / k)``, unless the interval
-        stays clear of ``phi0``.
-        """
-        if high_rad - low_rad >= TWO_PI:
-            return np.sqrt(TWO_PI / self.k_rad_per_V2)
-        to_phi0 = np.mod(self.phi0_rad - low_rad, TWO_PI)
-        whole_turn = (to_phi0 > 0) & (to_phi0 <= high_rad - low_rad)
-        shift = np.where(whole_turn, TWO_PI, np.mod(high_rad - self.phi0_rad, TWO_PI))
-        return np.sqrt(shift / self.k_rad_per_V2)

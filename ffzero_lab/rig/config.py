@@ -95,7 +95,9 @@ class HeaterChannels(_Strict):
 class InstrumentConfig(_Strict):
     """One instrument: where it is, which driver speaks to it, and (heaters) its channels."""
 
-    resource: str = Field(description="VISA resource string, e.g. 'ASRL/dev/ttyUSB0::INSTR' or 'TCPIP::10.0.0.5::inst0::INSTR'.")
+    resource: str = Field(
+        description="VISA resource string, e.g. 'ASRL/dev/ttyUSB0::INSTR' or 'TCPIP::10.0.0.5::inst0::INSTR'."
+    )
     driver: str = Field(
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="Driver class as 'module:Class', e.g. 'drivers.instruments.qontrol:Qontrol'.",
@@ -191,7 +193,9 @@ class RigConfig(_Strict):
                 if layer.modulators:
                     yield f"{where}.modulators", "an optically fed mesh has no input modulators of its own"
             refs = [(f"{where}.phases.{key}", key, ref) for key, ref in layer.phases.items()]
-            refs += [(f"{where}.modulators[{mode}]", f"modulator[{mode}]", ref) for mode, ref in layer.modulators.items()]
+            refs += [
+                (f"{where}.modulators[{mode}]", f"modulator[{mode}]", ref) for mode, ref in layer.modulators.items()
+            ]
             for field, key, ref in refs:
                 yield from _phase_problems(field, key, layer.modes)
                 yield from self._channel_problems(field, ref, used_channels)
@@ -213,7 +217,10 @@ class RigConfig(_Strict):
             for limits in inst.channels.all_limits()
         )
         if safe_W > self.power_budget_W:
-            yield "power_budget_W", f"the safe state draws {safe_W:.6g} W, more than the budget {self.power_budget_W:.6g} W"
+            yield (
+                "power_budget_W",
+                f"the safe state draws {safe_W:.6g} W, more than the budget {self.power_budget_W:.6g} W",
+            )
 
     def _channel_problems(
         self, field: str, ref: ChannelRef, used: dict[tuple[str, int], str]
@@ -226,7 +233,10 @@ class RigConfig(_Strict):
             yield f"{field}.instrument", f"{ref.instrument!r} has no channels section (not a heater instrument)"
             return
         if ref.channel >= inst.channels.count:
-            yield f"{field}.channel", f"channel {ref.channel} is outside 0..{inst.channels.count - 1} of {ref.instrument!r}"
+            yield (
+                f"{field}.channel",
+                f"channel {ref.channel} is outside 0..{inst.channels.count - 1} of {ref.instrument!r}",
+            )
         key = (ref.instrument, ref.channel)
         if key in used:
             yield f"{field}.channel", f"{ref.instrument!r} channel {ref.channel} already drives {used[key]}"

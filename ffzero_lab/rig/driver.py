@@ -137,11 +137,14 @@ def limit_problems(name: str, inst: InstrumentConfig, identity: InstrumentIdenti
         if identity.voltage_range_V is not None:
             low, high = identity.voltage_range_V
             if limits.voltage_max_V > high:
-                problems.append(f"channel {channel}: voltage_max_V {limits.voltage_max_V} > instrument full scale {high} V")
+                problems.append(
+                    f"channel {channel}: voltage_max_V {limits.voltage_max_V} > instrument full scale {high} V"
+                )
             if limits.voltage_min_V < low:
                 problems.append(f"channel {channel}: voltage_min_V {limits.voltage_min_V} < instrument lowest {low} V")
         if identity.current_max_mA is not None and limits.current_max_mA > identity.current_max_mA:
             problems.append(
-                f"channel {channel}: current_max_mA {limits.current_max_mA} > instrument full scale {identity.current_max_mA} mA"
+                f"channel {channel}: current_max_mA {limits.current_max_mA} > instrument full scale "
+                f"{identity.current_max_mA} mA"
             )
     return problems

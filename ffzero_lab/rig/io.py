@@ -24,12 +24,12 @@ import numpy as np
 import pyvisa
 from numpy.typing import NDArray
 
-from ffzero_lab.rig.budget import PowerBudget
+from ffzero_lab.core.waits import wait_s
+from ffzero_lab.rig.budget import PowerBudget, power_falls
 from ffzero_lab.rig.config import PortRef, RigConfig
 from ffzero_lab.rig.connect import open_instrument, resource_manager
-from ffzero_lab.rig.errors import InstrumentError, PowerBudgetError
+from ffzero_lab.rig.errors import InstrumentError
 from ffzero_lab.rig.spec import group_by_instrument
-from ffzero_lab.rig.waits import wait_s
 
 T = TypeVar("T")
 
@@ -83,7 +83,9 @@ class RigIO:
         self._drawn_W = 0.0  # what every heater draws now, W (kept with each write, summed afresh when all are set)
         # per sequence of ports read: (it, meter -> (positions, indices), the meter when it is the
         # only one and they are its ports 1..n in order, else None)
-        self._port_plans: dict[int, tuple[Sequence[PortRef], dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]], str | None]] = {}
+        self._port_plans: dict[
+            int, tuple[Sequence[PortRef], dict[str, tuple[NDArray[np.intp], NDArray[np.intp]]], str | None]
+        ] = {}
         try:
             for name in rig.instruments:
                 self.drivers[name] = self._open(name)
@@ -181,10 +183,9 @@ class RigIO:
             return False
         drawn = self._drawn_W
         after = drawn + change_W
-        if after > self.rig.power_budget_W:
-            raise PowerBudgetError("all heaters of the rig", after, self.rig.power_budget_W)
+        self.budget.check_rig(after)
         # one step when no order of the writes can cross the budget, else falling channels first
-        one_step = len(changes) == 1 or drawn + rise_W <= self.rig.power_budget_W
+        one_step = len(changes) == 1 or self.budget.fits_rig(drawn + rise_W)
         try:
             for step in [changes] if one_step else self._falling_first(changes):
                 for name, (channels, values, before) in step.items():
@@ -224,7 +225,9 @@ class RigIO:
         if channels.size <= SMALL_WRITE:
             change_W = rise_W = 0.0
             same = 0
-            for new, old, resistance in zip(values.tolist(), now.tolist(), self.resistance_ohm[name][channels].tolist()):
+            for new, old, resistance in zip(
+                values.tolist(), now.tolist(), self.resistance_ohm[name][channels].tolist()
+            ):
                 if new == old:
                     same += 1
                     continue
@@ -250,7 +253,7 @@ class RigIO:
         """Across instruments: first every channel whose power falls, then the others."""
         falling, rising = {}, {}
         for name, (channels, values, before) in changes.items():
-            down = np.abs(values) < np.abs(before)
+            down = power_falls(before, values)
             if down.any():
                 falling[name] = (channels[down], values[down], before[down])
             if (~down).any():

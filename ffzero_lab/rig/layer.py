@@ -30,7 +30,7 @@ from ffzero_lab.core.contract import (
     ParameterRangeError,
     PhysicalLayer,
 )
-from ffzero_lab.photonics.optics import modulator_phase
+from ffzero_lab.photonics.design import modulator_phase
 from ffzero_lab.rig.io import RigIO
 from ffzero_lab.rig.plan import plan
 from ffzero_lab.rig.spec import LayerSpec

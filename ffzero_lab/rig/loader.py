@@ -10,8 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ffzero_lab.config.protocol import validation_error
-from ffzero_lab.core.errors import ConfigError
+from ffzero_lab.core.errors import ConfigError, validation_error
 from ffzero_lab.rig.config import RigConfig
 from ffzero_lab.rig.driver import InstrumentDriver, resolve_driver_class
 

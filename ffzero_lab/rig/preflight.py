@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.photonics.optics import modulator_phase
+from ffzero_lab.photonics.design import modulator_phase
 from ffzero_lab.rig.config import RigConfig
 from ffzero_lab.rig.spec import Channels, LayerSpec
 
@@ -31,7 +31,9 @@ class Setpoints:
     worst_power_W: float
 
 
-def highest_voltages(specs: list[LayerSpec], first_inputs: NDArray[np.floating] | None = None) -> list[tuple[Channels, NDArray[np.float64], str]]:
+def highest_voltages(
+    specs: list[LayerSpec], first_inputs: NDArray[np.floating] | None = None
+) -> list[tuple[Channels, NDArray[np.float64], str]]:
     """Per channel group: (channels, highest voltage of each, what it must reach)."""
     groups = []
     for spec in specs:

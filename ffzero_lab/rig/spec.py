@@ -12,8 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.photonics.optics import mesh_phase_names
-from ffzero_lab.rig.calibration_file import CalibrationFile, PhaseLaws
+from ffzero_lab.photonics.design import mesh_phase_names
+from ffzero_lab.photonics.heaters import PhaseLaws
+from ffzero_lab.rig.calibration_file import CalibrationFile
 from ffzero_lab.rig.config import ChannelRef, PortRef, RigConfig
 
 

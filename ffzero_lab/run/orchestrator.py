@@ -137,11 +137,17 @@ def make_goodness(protocol: Protocol, network: Network, n_classes: int, seeds: R
     scored = []
     for i, layer in enumerate(network.layers):
         if layer.channels > 1:
-            projection = random_projection(layer.channels, layer.ports // layer.channels, g.projection, per_projection[i])
-            prototypes = max_separated_prototypes(n_classes, g.projection, per_layer[i], centred=False, steps=g.prototype_steps)
+            projection = random_projection(
+                layer.channels, layer.ports // layer.channels, g.projection, per_projection[i]
+            )
+            prototypes = max_separated_prototypes(
+                n_classes, g.projection, per_layer[i], centred=False, steps=g.prototype_steps
+            )
             scored.append(TapGoodness(prototypes, g.centre, projection))
         else:
-            prototypes = max_separated_prototypes(n_classes, layer.ports, per_layer[i], centred=g.centre, steps=g.prototype_steps)
+            prototypes = max_separated_prototypes(
+                n_classes, layer.ports, per_layer[i], centred=g.centre, steps=g.prototype_steps
+            )
             scored.append(TapGoodness(prototypes, g.centre))
     return scored
 

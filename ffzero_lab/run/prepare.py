@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from ffzero_lab.config.protocol import Protocol, validation_error
+from ffzero_lab.config.protocol import Protocol
 from ffzero_lab.config.registry import resolve_driver
-from ffzero_lab.core.errors import ConfigError, DataError
+from ffzero_lab.core.errors import ConfigError, DataError, validation_error
 from ffzero_lab.core.network import Network
 from ffzero_lab.data.datasets import Dataset, load_dataset, resize
 from ffzero_lab.run.orchestrator import RunSeeds

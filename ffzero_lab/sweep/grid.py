@@ -48,9 +48,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from ffzero_lab.config.protocol import Protocol, load_protocol, validation_error
+from ffzero_lab.config.protocol import Protocol, load_protocol
 from ffzero_lab.config.registry import resolve_driver
-from ffzero_lab.core.errors import ConfigError, UserError
+from ffzero_lab.core.errors import ConfigError, UserError, validation_error
 
 _FIELD = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 

@@ -14,7 +14,6 @@ from drivers.emulated.rig import EmulatedRig
 from ffzero_lab.calibration.fit import (
     MeshSweeps,
     blind_directions,
-    decompose,
     fit_sinusoids,
     gauge_pins,
     nearest_unitary,
@@ -22,7 +21,8 @@ from ffzero_lab.calibration.fit import (
     transfer_from_gamma_sweeps,
 )
 from ffzero_lab.cli.app import app
-from ffzero_lab.photonics.optics import MeshOptics, mesh_phase_names
+from ffzero_lab.photonics.decomposition import decompose
+from ffzero_lab.photonics.design import MeshOptics, mesh_phase_names
 from ffzero_lab.rig import load_calibration, load_specs
 from tests.rig.conftest import live_instruments_file
 
@@ -35,7 +35,9 @@ def circular(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(np.angle(np.exp(1j * (np.asarray(a) - np.asarray(b)))))
 
 
-def test_calibration_recovers_the_emulated_chips_phase_laws(start_rig: Callable[..., EmulatedRig], tmp_path: Path) -> None:
+def test_calibration_recovers_the_emulated_chips_phase_laws(
+    start_rig: Callable[..., EmulatedRig], tmp_path: Path
+) -> None:
     emulated = start_rig(chip={"noise": 1e-3, "seed": 5})
     instruments = live_instruments_file(emulated, tmp_path)
     output, plots = tmp_path / "fitted.yaml", tmp_path / "plots"
@@ -48,11 +50,11 @@ def test_calibration_recovers_the_emulated_chips_phase_laws(start_rig: Callable[
     laws = fitted.channels["heaters"]
     assert sorted(laws) == list(range(20))
     k = np.array([laws[c].k_rad_per_V2 for c in range(20)])
-    np.testing.assert_allclose(k, chip.k_rad_per_V2["heaters"][:20], rtol=0.02)
+    np.testing.assert_allclose(k, chip.laws["heaters"].k_rad_per_V2[:20], rtol=0.02)
     # modulators and every MZI's theta: phi0 as it is
     direct = [c for c in range(20) if c >= 16 or "theta" in (laws[c].role or "")]
     assert len(direct) == 10
-    errors = circular([laws[c].phi0_rad for c in direct], chip.phi0_rad["heaters"][direct])
+    errors = circular([laws[c].phi0_rad for c in direct], chip.laws["heaters"].phi0_rad[direct])
     assert errors.max() < 0.02 * 2 * np.pi
     # the mesh's other phases: as the calibration's convention pins what power meters cannot see
     _, specs = load_specs(instruments)
@@ -62,7 +64,7 @@ def test_calibration_recovers_the_emulated_chips_phase_laws(start_rig: Callable[
     pins = gauge_pins(blind, names)
     assert [names[i] for i in pins] == ["gamma[0]", "gamma[1]", "gamma[2]", "gamma[3]"]
     assert all(laws[channels[i]].pinned for i in pins)
-    truth = pin(chip.phi0_rad["heaters"][channels], blind, pins)
+    truth = pin(chip.laws["heaters"].phi0_rad[channels], blind, pins)
     errors = circular([laws[c].phi0_rad for c in channels], truth)
     assert errors.max() < 0.02 * 2 * np.pi
     assert len(list(plots.glob("heaters-*.png"))) == 20
@@ -116,9 +118,9 @@ def test_every_decomposition_rebuilds_the_mesh_up_to_output_phases(modes: int) -
     for flips in (0, 1, 2 ** (modes * (modes - 1) // 2) - 1):
         phases = decompose(u, flips)
         rebuilt = optics.matrices(np.array([phases.get(n, 0.0) for n in names]))[0]
-        ratio = u / rebuilt  # D @ rebuilt = u: every row a single phase factor
+        ratio = u / rebuilt  # rebuilt @ D = u: every column (an output) a single phase factor
         np.testing.assert_allclose(np.abs(ratio), 1.0, atol=1e-9)
-        np.testing.assert_allclose(ratio / ratio[:, :1], 1.0, atol=1e-9)
+        np.testing.assert_allclose(ratio / ratio[:1, :], 1.0, atol=1e-9)
 
 
 def test_the_transfer_matrix_follows_from_the_input_phase_sweeps() -> None:
@@ -132,6 +134,6 @@ def test_the_transfer_matrix_follows_from_the_input_phase_sweeps() -> None:
     gammas = [names.index(f"gamma[{m}]") for m in range(4)]
     turned = c[gammas] * np.exp(1j * phases[gammas])[:, None, None]  # as measured against V^2
     found = nearest_unitary(transfer_from_gamma_sweeps(a[gammas], turned, fields))
-    ratio = found / u
+    ratio = found / u.T  # found is (port, mode)
     np.testing.assert_allclose(np.abs(ratio), 1.0, atol=1e-9)
     np.testing.assert_allclose(ratio / ratio[:, :1], 1.0, atol=1e-9)

@@ -21,8 +21,12 @@ KEITHLEY = "drivers.instruments.keithley2600:Keithley2600"
 
 def rig_file(tmp_path: Path, *edits: tuple[str, Any]) -> Path:
     """BASE on the simulated rig: a 24-channel Q8iv chain and an N7744A, plus ``edits``."""
-    doc = changed(("visa_library", f"{SIMS / 'rig.yaml'}@sim"), ("instruments.meter.resource", "TCPIP0::10.0.0.5::inst0::INSTR"),
-                  ("instruments.q8.timeout_ms", 100), *edits)
+    doc = changed(
+        ("visa_library", f"{SIMS / 'rig.yaml'}@sim"),
+        ("instruments.meter.resource", "TCPIP0::10.0.0.5::inst0::INSTR"),
+        ("instruments.q8.timeout_ms", 100),
+        *edits,
+    )
     path = tmp_path / "rig.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -57,8 +61,11 @@ def test_check_reads_identities_and_writes_nothing(tmp_path: Path, sent: list[st
 
 
 def test_check_reports_every_limit_the_instrument_cannot_meet(tmp_path: Path) -> None:
-    path = rig_file(tmp_path, ("instruments.q8.channels.overrides", {2: {"voltage_max_V": 12.5, "current_max_mA": 30.0}}),
-                    ("layers.0.detectors.1.port", 5))
+    path = rig_file(
+        tmp_path,
+        ("instruments.q8.channels.overrides", {2: {"voltage_max_V": 12.5, "current_max_mA": 30.0}}),
+        ("layers.0.detectors.1.port", 5),
+    )
     code, stdout, stderr = check(path)
     assert code == 2
     assert "2 problems" in stdout and "1 problem" in stdout
@@ -70,8 +77,25 @@ def test_check_reports_every_limit_the_instrument_cannot_meet(tmp_path: Path) ->
 
 
 def test_check_with_an_smu_and_its_bipolar_range(tmp_path: Path) -> None:
-    path = rig_file(tmp_path, ("instruments.smu", {"resource": "GPIB0::26::INSTR", "driver": KEITHLEY, "channels": {
-        "count": 2, "default": {"voltage_min_V": -10.0, "voltage_max_V": 10.0, "current_max_mA": 20.0, "resistance_ohm": 500.0}}}))
+    path = rig_file(
+        tmp_path,
+        (
+            "instruments.smu",
+            {
+                "resource": "GPIB0::26::INSTR",
+                "driver": KEITHLEY,
+                "channels": {
+                    "count": 2,
+                    "default": {
+                        "voltage_min_V": -10.0,
+                        "voltage_max_V": 10.0,
+                        "current_max_mA": 20.0,
+                        "resistance_ohm": 500.0,
+                    },
+                },
+            },
+        ),
+    )
     code, stdout, stderr = check(path)
     assert code == 0, stderr
     assert "Model 2602B" in stdout and "2 of 2" in stdout
@@ -81,7 +105,9 @@ def test_an_instrument_that_does_not_answer_is_one_line_exit_2(tmp_path: Path) -
     path = rig_file(tmp_path, ("instruments.q8.resource", "ASRL3::INSTR"))
     code, stdout, stderr = check(path)
     assert code == 2
-    assert stderr.splitlines() == [f"error: {path}: instruments.q8: no reply from ASRL3::INSTR within 100 ms (command 'id?')"]
+    assert stderr.splitlines() == [
+        f"error: {path}: instruments.q8: no reply from ASRL3::INSTR within 100 ms (command 'id?')"
+    ]
     assert "no answer" in stdout and "Traceback" not in stdout + stderr
 
 
@@ -89,7 +115,10 @@ def test_an_instrument_that_does_not_answer_is_one_line_exit_2(tmp_path: Path) -
     ("edits", "expected"),
     [
         ([("instruments.q8.resource", "nonsense")], "instruments.q8: cannot open resource 'nonsense'"),
-        ([("visa_library", "/no/such/devices.yaml@sim")], "visa_library: pyvisa-sim file not found: /no/such/devices.yaml"),
+        (
+            [("visa_library", "/no/such/devices.yaml@sim")],
+            "visa_library: pyvisa-sim file not found: /no/such/devices.yaml",
+        ),
         ([("visa_library", "@nonexistent")], "visa_library: cannot load VISA library '@nonexistent'"),
         ([("instruments.q8.timeout", 5)], "instruments.q8.timeout: unknown field"),
     ],

@@ -32,7 +32,9 @@ def test_in_range_values_pass_unchanged(mixed):
     np.testing.assert_array_equal(mixed.apply(np.array([1.0, -1.0, 0.0, -1.0]))[:2], [1.0, -1.0])
 
 
-@pytest.mark.parametrize(("index", "value", "name"), [(0, 1.5, "alpha"), (0, -0.01, "alpha"), (1, 1.0001, "beta"), (1, -3.0, "beta")])
+@pytest.mark.parametrize(
+    ("index", "value", "name"), [(0, 1.5, "alpha"), (0, -0.01, "alpha"), (1, 1.0001, "beta"), (1, -3.0, "beta")]
+)
 def test_out_of_range_rejected_naming_parameter(mixed, index, value, name):
     v = np.array([0.5, 0.0, 1.0, 0.0])
     v[index] = value

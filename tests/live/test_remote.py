@@ -39,8 +39,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def start_server(address: str, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "ffzero_lab", "serve", QUICK, "--bind", address, *SERVE_SETS, *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ffzero_lab", "serve", QUICK, "--bind", address, *SERVE_SETS, *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stderr.readline()  # "serving ..." once it is bound
     assert "serving" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
     return proc
@@ -59,7 +63,9 @@ def test_train_on_a_served_rig_from_another_process(tmp_path: Path) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
     server = start_server(address)
     try:
-        result = runner.invoke(app, ["run", QUICK, "--rig", address, *TRAIN_SETS, "--json", "--runs-dir", str(tmp_path)])
+        result = runner.invoke(
+            app, ["run", QUICK, "--rig", address, *TRAIN_SETS, "--json", "--runs-dir", str(tmp_path)]
+        )
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout.splitlines()[-1])
         assert summary["evaluations"] > 0 and len(summary["layer_accuracy"]) == 2

@@ -19,7 +19,9 @@ from ffzero_lab.rig import CalibrationFile, ChannelLaw, save_calibration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def emulated_rig_file(folder: Path, chip: dict[str, Any] | None = None, instruments: dict[str, Any] | None = None) -> Path:
+def emulated_rig_file(
+    folder: Path, chip: dict[str, Any] | None = None, instruments: dict[str, Any] | None = None
+) -> Path:
     """The repository's emulated rig (noise off unless ``chip`` says so), next to a copy of its instruments file."""
     doc = yaml.safe_load((ROOT / "rig.emulated.yaml").read_text())
     doc["chip"].update({"noise": 0.0, **(chip or {})})
@@ -34,9 +36,9 @@ def true_calibration(rig: EmulatedRig) -> CalibrationFile:
     """The emulated chip's own phase laws, as a calibration file would hold them."""
     chip = rig.chip
     return CalibrationFile(channels={
-        name: {c: ChannelLaw(phi0_rad=float(chip.phi0_rad[name][c]), k_rad_per_V2=float(chip.k_rad_per_V2[name][c]))
-               for c in range(chip.phi0_rad[name].size)}
-        for name in chip.phi0_rad})
+        name: {c: ChannelLaw(phi0_rad=float(law.phi0_rad[c]), k_rad_per_V2=float(law.k_rad_per_V2[c]))
+               for c in range(law.phi0_rad.size)}
+        for name, law in chip.laws.items()})
 
 
 def live_instruments_file(rig: EmulatedRig, folder: Path, calibration: CalibrationFile | None = None,

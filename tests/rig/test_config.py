@@ -26,13 +26,26 @@ N774X = "drivers.instruments.keysight_n774x:KeysightN774x"
 BASE: dict[str, Any] = {
     "power_budget_W": 0.5,
     "instruments": {
-        "q8": {"resource": "ASRL1::INSTR", "driver": QONTROL,
-               "channels": {"count": 4, "default": {"voltage_max_V": 6.0, "current_max_mA": 20.0, "resistance_ohm": 500.0}}},
+        "q8": {
+            "resource": "ASRL1::INSTR",
+            "driver": QONTROL,
+            "channels": {
+                "count": 4,
+                "default": {"voltage_max_V": 6.0, "current_max_mA": 20.0, "resistance_ohm": 500.0},
+            },
+        },
         "meter": {"resource": "TCPIP::10.0.0.5::inst0::INSTR", "driver": N774X},
     },
-    "layers": [{"modes": 2, "phases": {"theta[0,0]": {"instrument": "q8", "channel": 0},
-                                       "phi[0,0]": {"instrument": "q8", "channel": 1}},
-                "detectors": {0: {"instrument": "meter", "port": 1}, 1: {"instrument": "meter", "port": 2}}}],
+    "layers": [
+        {
+            "modes": 2,
+            "phases": {
+                "theta[0,0]": {"instrument": "q8", "channel": 0},
+                "phi[0,0]": {"instrument": "q8", "channel": 1},
+            },
+            "detectors": {0: {"instrument": "meter", "port": 1}, 1: {"instrument": "meter", "port": 2}},
+        }
+    ],
 }
 
 
@@ -79,14 +92,23 @@ def test_the_example_rig_loads() -> None:
         (("colour", "red"), "rig.yaml: colour: unknown field"),
         (("instruments.q8.baud", 9600), "rig.yaml: instruments.q8.baud: unknown field"),
         (("instruments.q8.channels.default.vmax", 1), "rig.yaml: instruments.q8.channels.default.vmax: unknown field"),
-        (("instruments.q8.channels.overrides", {2: {"voltage_max": 1}}), "instruments.q8.channels.overrides[2].voltage_max: unknown field"),
+        (
+            ("instruments.q8.channels.overrides", {2: {"voltage_max": 1}}),
+            "instruments.q8.channels.overrides[2].voltage_max: unknown field",
+        ),
         (("layers.0.phases.theta[0,0].slot", 1), "rig.yaml: layers[0].phases.theta[0,0].slot: unknown field"),
         (("layers.0.detectors.0.channel", 1), "layers[0].detectors[0].channel: unknown field"),
         (("power_budget_W", 0), "rig.yaml: power_budget_W: Input should be greater than 0 (got 0)"),
         (("power_budget_W", ...), "rig.yaml: power_budget_W: Field required"),
         (("instruments.q8.driver", "qontrol"), "rig.yaml: instruments.q8.driver: String should match pattern"),
-        (("instruments.q8.channels.default.resistance_ohm", ...), "instruments.q8.channels.default.resistance_ohm: Field required"),
-        (("layers.0.phases.psi[0,0]", {"instrument": "q8", "channel": 2}), "layers[0].phases.psi[0,0].[key]: String should match pattern"),
+        (
+            ("instruments.q8.channels.default.resistance_ohm", ...),
+            "instruments.q8.channels.default.resistance_ohm: Field required",
+        ),
+        (
+            ("layers.0.phases.psi[0,0]", {"instrument": "q8", "channel": 2}),
+            "layers[0].phases.psi[0,0].[key]: String should match pattern",
+        ),
     ],
 )
 def test_schema_errors_name_file_and_field(edit: tuple[str, Any], expected: str) -> None:
@@ -96,30 +118,69 @@ def test_schema_errors_name_file_and_field(edit: tuple[str, Any], expected: str)
 @pytest.mark.parametrize(
     ("edits", "expected"),
     [
-        ([("instruments.q8.channels.default.safe_V", 7.0)], "instruments.q8.channels.default: Value error, safe_V 7.0 is outside [0.0, 6.0]"),
+        (
+            [("instruments.q8.channels.default.safe_V", 7.0)],
+            "instruments.q8.channels.default: Value error, safe_V 7.0 is outside [0.0, 6.0]",
+        ),
         ([("instruments.q8.channels.default.voltage_min_V", 6.0)], "voltage_min_V 6.0 must be below voltage_max_V 6.0"),
-        ([("instruments.q8.channels.default.safe_V", 5.0), ("instruments.q8.channels.default.resistance_ohm", 100.0)],
-         "safe_V 5.0 drives more than current_max_mA 20.0"),
+        (
+            [
+                ("instruments.q8.channels.default.safe_V", 5.0),
+                ("instruments.q8.channels.default.resistance_ohm", 100.0),
+            ],
+            "safe_V 5.0 drives more than current_max_mA 20.0",
+        ),
         ([("instruments.q8.channels.overrides", {4: {"safe_V": 1.0}})], "overrides: channel 4 is outside 0..3"),
-        ([("instruments.q8.channels.overrides", {1: {"voltage_max_V": 1.0, "safe_V": 2.0}})],
-         "overrides: channel 1: Value error, safe_V 2.0 is outside [0.0, 1.0]"),
-        ([("layers.0.phases.theta[1,0]", {"instrument": "q8", "channel": 2})],
-         "rig.yaml: layers[0].phases.theta[1,0]: column 1 of a 2-mode mesh has no MZI"),
-        ([("layers.0.modes", 3), ("layers.0.phases.theta[0,1]", {"instrument": "q8", "channel": 2})],
-         "layers[0].phases.theta[0,1]: column 0 of a 3-mode mesh has slots 0..0, not 1"),
-        ([("layers.0.phases.phi[2,0]", {"instrument": "q8", "channel": 2})], "layers[0].phases.phi[2,0]: column 2 is outside 0..1"),
-        ([("layers.0.phases.gamma[2]", {"instrument": "q8", "channel": 2})], "layers[0].phases.gamma[2]: gamma mode 2 is outside 0..1"),
-        ([("layers.0.phases.gamma[0]", {"instrument": "q9", "channel": 2})], "layers[0].phases.gamma[0].instrument: unknown instrument 'q9'"),
+        (
+            [("instruments.q8.channels.overrides", {1: {"voltage_max_V": 1.0, "safe_V": 2.0}})],
+            "overrides: channel 1: Value error, safe_V 2.0 is outside [0.0, 1.0]",
+        ),
+        (
+            [("layers.0.phases.theta[1,0]", {"instrument": "q8", "channel": 2})],
+            "rig.yaml: layers[0].phases.theta[1,0]: column 1 of a 2-mode mesh has no MZI",
+        ),
+        (
+            [("layers.0.modes", 3), ("layers.0.phases.theta[0,1]", {"instrument": "q8", "channel": 2})],
+            "layers[0].phases.theta[0,1]: column 0 of a 3-mode mesh has slots 0..0, not 1",
+        ),
+        (
+            [("layers.0.phases.phi[2,0]", {"instrument": "q8", "channel": 2})],
+            "layers[0].phases.phi[2,0]: column 2 is outside 0..1",
+        ),
+        (
+            [("layers.0.phases.gamma[2]", {"instrument": "q8", "channel": 2})],
+            "layers[0].phases.gamma[2]: gamma mode 2 is outside 0..1",
+        ),
+        (
+            [("layers.0.phases.gamma[0]", {"instrument": "q9", "channel": 2})],
+            "layers[0].phases.gamma[0].instrument: unknown instrument 'q9'",
+        ),
         ([("layers.0.phases.gamma[0]", {"instrument": "meter", "channel": 2})], "'meter' has no channels section"),
-        ([("layers.0.phases.gamma[0]", {"instrument": "q8", "channel": 4})], "gamma[0].channel: channel 4 is outside 0..3 of 'q8'"),
-        ([("layers.0.phases.gamma[0]", {"instrument": "q8", "channel": 1})],
-         "rig.yaml: layers[0].phases.gamma[0].channel: 'q8' channel 1 already drives layers[0].phases.phi[0,0]"),
-        ([("layers.0.modulators", {0: {"instrument": "q8", "channel": 0}})], "layers[0].modulators[0].channel: 'q8' channel 0 already drives"),
-        ([("layers.0.detectors.1.port", 1)], "rig.yaml: layers[0].detectors[1].port: port 1 already reads layers[0].detectors[0]"),
-        ([("layers.0.detectors.2", {"instrument": "meter", "port": 3})], "layers[0].detectors[2]: mode 2 is outside 0..1"),
+        (
+            [("layers.0.phases.gamma[0]", {"instrument": "q8", "channel": 4})],
+            "gamma[0].channel: channel 4 is outside 0..3 of 'q8'",
+        ),
+        (
+            [("layers.0.phases.gamma[0]", {"instrument": "q8", "channel": 1})],
+            "rig.yaml: layers[0].phases.gamma[0].channel: 'q8' channel 1 already drives layers[0].phases.phi[0,0]",
+        ),
+        (
+            [("layers.0.modulators", {0: {"instrument": "q8", "channel": 0}})],
+            "layers[0].modulators[0].channel: 'q8' channel 0 already drives",
+        ),
+        (
+            [("layers.0.detectors.1.port", 1)],
+            "rig.yaml: layers[0].detectors[1].port: port 1 already reads layers[0].detectors[0]",
+        ),
+        (
+            [("layers.0.detectors.2", {"instrument": "meter", "port": 3})],
+            "layers[0].detectors[2]: mode 2 is outside 0..1",
+        ),
         ([("layers.0.detectors.1.instrument", "q8")], "'q8' is a heater instrument, not a power meter"),
-        ([("instruments.q8.channels.default.safe_V", 6.0), ("power_budget_W", 0.25)],
-         "rig.yaml: power_budget_W: the safe state draws 0.288 W, more than the budget 0.25 W"),
+        (
+            [("instruments.q8.channels.default.safe_V", 6.0), ("power_budget_W", 0.25)],
+            "rig.yaml: power_budget_W: the safe state draws 0.288 W, more than the budget 0.25 W",
+        ),
     ],
 )
 def test_cross_field_problems_name_the_field(edits: list[tuple[str, Any]], expected: str) -> None:
@@ -129,14 +190,36 @@ def test_cross_field_problems_name_the_field(edits: list[tuple[str, Any]], expec
 @pytest.mark.parametrize(
     ("edits", "expected"),
     [
-        ([("instruments.q8.driver", "no_such_module:Qontrol")], "instruments.q8.driver: cannot import module 'no_such_module'"),
-        ([("instruments.q8.driver", "drivers.instruments.qontrol:Qontral")], "module 'drivers.instruments.qontrol' has no attribute 'Qontral'"),
-        ([("instruments.q8.driver", "drivers.instruments.qontrol:ERROR_CODES")], "is not an instrument driver (no kind"),
-        ([("instruments.q8.settings", {"vector_max": 0})], "rig.yaml: instruments.q8.settings.vector_max: Input should be greater than or equal to 1"),
+        (
+            [("instruments.q8.driver", "no_such_module:Qontrol")],
+            "instruments.q8.driver: cannot import module 'no_such_module'",
+        ),
+        (
+            [("instruments.q8.driver", "drivers.instruments.qontrol:Qontral")],
+            "module 'drivers.instruments.qontrol' has no attribute 'Qontral'",
+        ),
+        (
+            [("instruments.q8.driver", "drivers.instruments.qontrol:ERROR_CODES")],
+            "is not an instrument driver (no kind",
+        ),
+        (
+            [("instruments.q8.settings", {"vector_max": 0})],
+            "rig.yaml: instruments.q8.settings.vector_max: Input should be greater than or equal to 1",
+        ),
         ([("instruments.q8.settings", {"verfy": True})], "rig.yaml: instruments.q8.settings.verfy: unknown field"),
-        ([("instruments.meter.settings", {"averaging_time_s": -1})], "instruments.meter.settings.averaging_time_s: Input should be greater than 0"),
-        ([("instruments.q8.channels", ...), ("layers", [])], "rig.yaml: instruments.q8.channels: drivers.instruments.qontrol:Qontrol drives heaters: give a channels section"),
-        ([("instruments.meter.channels", BASE["instruments"]["q8"]["channels"]), ("layers", [])], "instruments.meter.channels: drivers.instruments.keysight_n774x:KeysightN774x is a power_meter"),
+        (
+            [("instruments.meter.settings", {"averaging_time_s": -1})],
+            "instruments.meter.settings.averaging_time_s: Input should be greater than 0",
+        ),
+        (
+            [("instruments.q8.channels", ...), ("layers", [])],
+            "rig.yaml: instruments.q8.channels: drivers.instruments.qontrol:Qontrol drives heaters: "
+            "give a channels section",
+        ),
+        (
+            [("instruments.meter.channels", BASE["instruments"]["q8"]["channels"]), ("layers", [])],
+            "instruments.meter.channels: drivers.instruments.keysight_n774x:KeysightN774x is a power_meter",
+        ),
     ],
 )
 def test_drivers_are_resolved_and_their_settings_validated(edits: list[tuple[str, Any]], expected: str) -> None:
@@ -170,8 +253,12 @@ def _write(tmp_path: Path, doc: Any) -> Path:
 def test_schema_rejects_unknown_keys_everywhere() -> None:
     schema = rig_schema()
     objects = [schema, *schema["$defs"].values()]
-    assert all(o.get("additionalProperties") is False for o in objects if o.get("type") == "object" and "properties" in o)
-    assert {"ChannelLimits", "HeaterChannels", "InstrumentConfig", "LayerMap", "ChannelRef", "PortRef"} <= set(schema["$defs"])
+    assert all(
+        o.get("additionalProperties") is False for o in objects if o.get("type") == "object" and "properties" in o
+    )
+    assert {"ChannelLimits", "HeaterChannels", "InstrumentConfig", "LayerMap", "ChannelRef", "PortRef"} <= set(
+        schema["$defs"]
+    )
     assert "power_budget_W" in schema["required"]
 
 
@@ -188,4 +275,6 @@ def test_limit_problems() -> None:
     ]
     meter = InstrumentIdentity("...", "N7744A", 4)
     assert limit_problems("meter", rig.instruments["meter"], meter, {1, 4}) == []
-    assert limit_problems("meter", rig.instruments["meter"], meter, {1, 5, 6}) == ["ports [5, 6] do not exist (N7744A has 4)"]
+    assert limit_problems("meter", rig.instruments["meter"], meter, {1, 5, 6}) == [
+        "ports [5, 6] do not exist (N7744A has 4)"
+    ]

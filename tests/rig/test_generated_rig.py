@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from drivers.emulated.rig import EmulatedRig
 from drivers.emulated.server import Fault
 from drivers.instruments.qontrol import QontrolError
-from ffzero_lab.calibration.fit import decompose
 from ffzero_lab.cli.app import app
-from ffzero_lab.photonics.optics import MeshOptics, mesh_phase_names
+from ffzero_lab.photonics.decomposition import decompose
+from ffzero_lab.photonics.design import MeshOptics, mesh_phase_names
 from ffzero_lab.rig import PowerBudgetError, build_rig_network, load_specs
 from ffzero_lab.rig.build import haar_phases
 
@@ -34,7 +34,9 @@ def served(tmp_path: Path) -> Iterator[tuple[EmulatedRig, Path]]:
 
 
 def test_layout_of_a_generated_rig(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["instruments", "emulated-rig", "--modes", "8", "--layers", "2", "-o", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["instruments", "emulated-rig", "--modes", "8", "--layers", "2", "-o", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     rig, specs = load_specs(tmp_path / "instruments.yaml")
     assert sorted(rig.instruments) == ["mesh0", "mesh1", "meter0_0", "meter1_0"]
@@ -56,7 +58,7 @@ def test_the_calibration_file_is_the_chip_and_training_sees_it(served: tuple[Emu
         optics = MeshOptics(N, list(specs[1].names))
         psi = 2 * np.arcsin(inputs)
         fields = np.sqrt(1e-3 / N) * (np.exp(1j * psi) - 1) / 2  # one-armed modulators
-        expected = optics.port_powers(settings, fields.T).transpose(0, 2, 1)
+        expected = optics.port_powers(settings, fields)
         np.testing.assert_allclose(taps, expected, rtol=0, atol=2e-3 * expected.max())  # 0.1 mV voltage grid
         assert network.rig.counters.readings == 2 * 6  # both meters (asked at once) for each of 6 inputs
     finally:
@@ -76,7 +78,7 @@ def test_a_rig_can_start_from_a_given_transfer_matrix(served: tuple[EmulatedRig,
         _, taps = network.layers[0].forward(x)
         psi = 2 * np.arcsin(x)
         fields = np.sqrt(1e-3 / N) * (np.exp(1j * psi) - 1) / 2
-        np.testing.assert_allclose(taps, np.abs(fields @ u.T) ** 2, rtol=0, atol=2e-3 * taps.max())
+        np.testing.assert_allclose(taps, np.abs(fields @ u) ** 2, rtol=0, atol=2e-3 * taps.max())
         with pytest.raises(ValueError, match="initial phases"):
             build_rig_network(config, specs, seed=0, initial=initial[:1])
     finally:
@@ -113,7 +115,7 @@ def test_meshes_start_haar_random_unless_told_otherwise(served: tuple[EmulatedRi
     def far_power(phases: np.ndarray) -> float:
         """Power a mesh carries from the top half of its inputs to the bottom half of its outputs (of N / 2)."""
         u = optics.matrices(phases)[0]
-        return float((np.abs(u[N // 2:, : N // 2]) ** 2).sum() / (N // 2))
+        return float((np.abs(u[: N // 2, N // 2:]) ** 2).sum() / (N // 2))  # rows: inputs
 
     rng = np.random.default_rng(0)
     haar = np.mean([far_power(haar_phases(spec, rng)) for _ in range(30)])

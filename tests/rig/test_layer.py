@@ -10,7 +10,7 @@ import pytest
 from drivers.emulated.rig import EmulatedRig
 from ffzero_lab.config.protocol import parse_protocol
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.photonics.optics import MeshOptics, modulator_field, modulator_phase
+from ffzero_lab.photonics.design import MeshOptics, modulator_field, modulator_phase
 from ffzero_lab.rig import (
     InputRangeError,
     LimitError,
@@ -49,8 +49,8 @@ def test_propagate_reads_what_the_chip_does_and_settles_once_per_setting(emulate
         assert counters.readings == 15
         # the chip's own answer: its mesh at the requested phases, inputs through the modulators
         optics = MeshOptics(4, layer.spec.names)
-        fields = np.sqrt(1e-3 / 4) * modulator_field(modulator_phase(x)).T
-        expected = optics.port_powers(layer.bounds.apply(settings), fields).transpose(0, 2, 1)
+        fields = np.sqrt(1e-3 / 4) * modulator_field(modulator_phase(x))
+        expected = optics.port_powers(layer.bounds.apply(settings), fields)
         np.testing.assert_allclose(taps, expected, rtol=2e-3, atol=1e-9)  # 1e-4 V steps of the DAC
         np.testing.assert_allclose((outputs**2).sum(-1), 1.0)
         np.testing.assert_array_equal(layer.get_parameters(), theta)  # parameters unchanged

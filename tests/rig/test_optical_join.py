@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from drivers.emulated.chip import ActivationSettings
 from drivers.emulated.generate import write_emulated_rig
 from drivers.emulated.rig import EmulatedRig
-from drivers.simulated.activation import ElectroOpticActivation
 from ffzero_lab.calibration.procedure import run_calibration
 from ffzero_lab.cli.app import app
 from ffzero_lab.core.errors import ConfigError
-from ffzero_lab.photonics.optics import MeshOptics, modulator_field
+from ffzero_lab.photonics.activation import ElectroOpticActivation
+from ffzero_lab.photonics.design import MeshOptics, modulator_field
 from ffzero_lab.rig import build_rig_network, load_rig, load_specs
 
 from .conftest import corners_data, served_generated_rig
@@ -42,8 +42,8 @@ def chip_model(specs, phases0: np.ndarray, phases1: np.ndarray, inputs: np.ndarr
     act = ActivationSettings(alpha=ACTIVATION.alpha, bias_phase_rad=ACTIVATION.bias_phase,
                              gain_rad_per_W=ACTIVATION.gain * N / power_W)
     fields = np.sqrt(power_W / N) * modulator_field(2 * np.arcsin(inputs))  # (B, N)
-    z0 = np.einsum("snm,bm->sbn", MeshOptics(N, list(specs[0].names)).matrices(phases0), fields)
-    z1 = np.einsum("snm,sbm->sbn", MeshOptics(N, list(specs[1].names)).matrices(phases1), act(z0))
+    z0 = np.einsum("smn,bm->sbn", MeshOptics(N, list(specs[0].names)).matrices(phases0), fields)
+    z1 = np.einsum("smn,sbm->sbn", MeshOptics(N, list(specs[1].names)).matrices(phases1), act(z0))
     return act.alpha * np.abs(z0) ** 2, np.abs(z1) ** 2
 
 
@@ -59,11 +59,17 @@ def test_an_optical_rig_has_one_set_of_modulators(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "--join" in bad.output
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    (lambda doc: doc["layers"][0].update(input="optical"), "layers[0].input"),
-    (lambda doc: doc["layers"][1].update(modulators={0: {"instrument": "mesh0", "channel": 0}}), "layers[1].modulators"),
-    (lambda doc: doc["layers"][1].update(modes=3), "layers[1].modes"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda doc: doc["layers"][0].update(input="optical"), "layers[0].input"),
+        (
+            lambda doc: doc["layers"][1].update(modulators={0: {"instrument": "mesh0", "channel": 0}}),
+            "layers[1].modulators",
+        ),
+        (lambda doc: doc["layers"][1].update(modes=3), "layers[1].modes"),
+    ],
+)
 def test_an_impossible_optical_join_is_refused_naming_the_field(tmp_path: Path, change, field: str) -> None:
     paths = write_emulated_rig(tmp_path, N, 2, join="optical")
     doc = yaml.safe_load(paths["instruments"].read_text())
@@ -186,14 +192,18 @@ def test_a_mixed_chain_optical_then_electrical(tmp_path: Path) -> None:
         config, specs = load_specs(live)
         network = build_rig_network(config, specs, seed=0)
         try:
-            assert [(m.passes_light, m.source.spec.index) for m in network.layers] == [(True, 0), (False, 0), (False, 2)]
+            assert [(m.passes_light, m.source.spec.index) for m in network.layers] == [
+                (True, 0),
+                (False, 0),
+                (False, 2),
+            ]
             rng = np.random.default_rng(3)
             settings = [rng.uniform(0, 2 * np.pi, (3, len(s.names))) for s in specs]
             x = rng.uniform(0, 1, (2, N))
             _, taps1 = chip_model(specs, settings[0], settings[1], x)
             amplitudes = np.sqrt(taps1 / taps1.sum(axis=-1, keepdims=True))  # what mesh1's detectors pass on
             fields = np.sqrt(1e-3 / N) * modulator_field(2 * np.arcsin(amplitudes))
-            expected = np.abs(np.einsum("snm,sbm->sbn", MeshOptics(N, list(specs[2].names)).matrices(settings[2]),
+            expected = np.abs(np.einsum("smn,sbm->sbn", MeshOptics(N, list(specs[2].names)).matrices(settings[2]),
                                         fields)) ** 2
             got = network.propagate_settings(x, settings)
             np.testing.assert_allclose(got, expected, rtol=0, atol=3e-3 * expected.max())

@@ -12,7 +12,8 @@ import pytest
 import pyvisa
 
 from drivers.instruments.heater import HeaterDriver
-from drivers.instruments.limits import HeaterLimits, PowerBudget
+from drivers.instruments.limits import HeaterLimits
+from ffzero_lab.rig import PowerBudget
 
 from .transcript import Recorder
 
@@ -45,7 +46,9 @@ def heater_limits(channels: int, voltage_max_V: float = 6.0, current_max_mA: flo
     def full(value: float) -> np.ndarray:
         return np.full(channels, value, dtype=np.float64)
 
-    return HeaterLimits(full(voltage_min_V), full(voltage_max_V), full(current_max_mA), full(resistance_ohm), full(safe_V))
+    return HeaterLimits(
+        full(voltage_min_V), full(voltage_max_V), full(current_max_mA), full(resistance_ohm), full(safe_V)
+    )
 
 
 def on_sim(rm: pyvisa.ResourceManager, resource: str, driver: type, timeout_ms: int = 200) -> Recorder:

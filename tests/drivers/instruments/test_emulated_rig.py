@@ -71,12 +71,17 @@ def test_heater_writes_reach_the_detectors(emulated: EmulatedRig, rm: pyvisa.Res
     after = meter.fetch_power_W()
     assert not np.allclose(before, after)
     assert after.sum() == pytest.approx(before.sum(), rel=1e-5)  # an MZI inside the mesh only redistributes
-    np.testing.assert_allclose(meter.log_power_W(5, averaging_time_s=1e-4), np.repeat(after[:, None], 5, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(
+        meter.log_power_W(5, averaging_time_s=1e-4), np.repeat(after[:, None], 5, axis=1), rtol=1e-6
+    )
     np.testing.assert_allclose(heaters.read_all_voltages_V()[:21], [2.0] * 4 + [3.0] + [2.0] * 15 + [0.0])
 
 
 def test_latency_and_injected_faults(tmp_path: Path, rm: pyvisa.ResourceManager) -> None:
-    path = rig_file(tmp_path, instruments={"heaters": {"latency_s": 0.05, "faults": [{"match": "V3=*", "reply": "E15:03", "count": 1}]}})
+    path = rig_file(
+        tmp_path,
+        instruments={"heaters": {"latency_s": 0.05, "faults": [{"match": "V3=*", "reply": "E15:03", "count": 1}]}},
+    )
     with EmulatedRig.from_file(path, any_port=True) as emulated:
         heaters = open_instrument(emulated.instruments_config(), "heaters", rm)
         start = time.perf_counter()
@@ -88,7 +93,9 @@ def test_latency_and_injected_faults(tmp_path: Path, rm: pyvisa.ResourceManager)
         heaters.set_voltage_V(3, 1.0)  # the fault hit once
         emulated.inject("heaters", Fault("id?", silent=True))
         heaters.resource.timeout = 200
-        with pytest.raises(InstrumentError, match=r"'heaters': no reply from TCPIP0::127.0.0.1::\d+::SOCKET within 200 ms"):
+        with pytest.raises(
+            InstrumentError, match=r"'heaters': no reply from TCPIP0::127.0.0.1::\d+::SOCKET within 200 ms"
+        ):
             heaters.identify()
 
 
@@ -131,15 +138,25 @@ def test_emulated_rig_file_errors(tmp_path: Path, changes: dict, expected: str) 
 def test_an_instrument_not_on_a_local_socket_is_refused(tmp_path: Path) -> None:
     path = rig_file(tmp_path)
     instruments = tmp_path / "instruments.emulated.yaml"
-    instruments.write_text(instruments.read_text().replace("TCPIP0::127.0.0.1::50002::SOCKET", "TCPIP0::10.0.0.5::inst0::INSTR"))
-    with pytest.raises(ConfigError, match=r"instruments.meter.resource: the emulated rig serves TCPIP::127.0.0.1::<port>::SOCKET"):
+    instruments.write_text(
+        instruments.read_text().replace("TCPIP0::127.0.0.1::50002::SOCKET", "TCPIP0::10.0.0.5::inst0::INSTR")
+    )
+    with pytest.raises(
+        ConfigError, match=r"instruments.meter.resource: the emulated rig serves TCPIP::127.0.0.1::<port>::SOCKET"
+    ):
         EmulatedRig.from_file(path)
 
 
 def test_emulate_command_serves_until_interrupted(tmp_path: Path, rm: pyvisa.ResourceManager) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ffzero_lab", "instruments", "emulate", str(rig_file(tmp_path)), "--any-port"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ffzero_lab", "instruments", "emulate", str(rig_file(tmp_path)), "--any-port"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     try:
         lines = []
         while (line := proc.stdout.readline().strip()) != "ready":  # type: ignore[union-attr]

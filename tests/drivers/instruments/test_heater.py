@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.instruments.limits import PowerBudget
 from drivers.instruments.qontrol import Qontrol, QontrolError
-from ffzero_lab.rig import LimitError, PowerBudgetError
+from ffzero_lab.rig import LimitError, PowerBudget, PowerBudgetError
 
 from .conftest import heater_limits
 from .transcript import ExpectedProtocol

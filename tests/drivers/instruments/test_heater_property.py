@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 from drivers.instruments.limits import (
     HeaterLimits,
-    PowerBudget,
     equivalent_voltage_V,
     heater_power_W,
 )
-from drivers.instruments.phase import PhaseCalibration
 from drivers.instruments.qontrol import Qontrol, QontrolSettings
 from ffzero_lab.core.contract import ParameterRangeError
+from ffzero_lab.photonics.heaters import PhaseLaws
+from ffzero_lab.rig import PowerBudget
 
 SET = re.compile(r"^(V|I|VVEC)(\d+)=(.+)$")
 
@@ -93,7 +93,7 @@ def scenario(draw: Any) -> dict[str, Any]:
     vmin = -vmax * np.array(floats(0.0, 1.0)) if bipolar else np.zeros(n)
     limits = HeaterLimits(vmin, vmax, np.array(floats(1.0, 24.0)), np.array(floats(50.0, 2000.0)), np.zeros(n))
     budget_W = draw(st.floats(1e-3, 2.0))
-    calibration = PhaseCalibration(np.array(floats(0.0, 2 * np.pi)), np.array(floats(0.05, 5.0)))
+    calibration = PhaseLaws(np.array(floats(0.0, 2 * np.pi)), np.array(floats(0.05, 5.0)))
     ops = []
     for _ in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(["V", "mA", "phase", "safe"]))

@@ -32,8 +32,10 @@ def test_identify() -> None:
 
 
 def test_configure_every_port() -> None:
-    ports = [[f":SENS{p}:POW:UNIT 1", f":SENS{p}:POW:WAV 1550NM", f":SENS{p}:POW:RANG -20DBM", f":SENS{p}:POW:ATIM 0.0005S"]
-             for p in range(1, 5)]
+    ports = [
+        [f":SENS{p}:POW:UNIT 1", f":SENS{p}:POW:WAV 1550NM", f":SENS{p}:POW:RANG -20DBM", f":SENS{p}:POW:ATIM 0.0005S"]
+        for p in range(1, 5)
+    ]
     driver, fake = meter([IDN, *[(c, None) for port in ports for c in port], (":INIT1:CONT ON", None), NO_ERROR],
                          range_dBm=-20, averaging_time_s=5e-4)
     driver.configure()
@@ -94,7 +96,9 @@ def test_an_instrument_error_names_the_commands() -> None:
 
 def test_timeout_names_instrument_and_resource() -> None:
     driver, _ = meter([("*IDN?", TIMEOUT)])
-    with pytest.raises(InstrumentError, match=r"^instrument 'meter': no reply from FAKE::INSTR within 100 ms \(command '\*IDN\?'\)$"):
+    with pytest.raises(
+        InstrumentError, match=r"^instrument 'meter': no reply from FAKE::INSTR within 100 ms \(command '\*IDN\?'\)$"
+    ):
         driver.identify()
 
 

@@ -8,17 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.instruments.limits import (
-    PowerBudget,
     check_channel_limits,
     heater_power_W,
     on_grid_inside,
-    power_ordered_steps,
     quantize_toward_zero,
-    rising_power_W,
 )
-from drivers.instruments.phase import PhaseCalibration
 from ffzero_lab.core.contract import ParameterRangeError
-from ffzero_lab.rig import LimitError, PowerBudgetError
+from ffzero_lab.photonics.heaters import PhaseLaws
+from ffzero_lab.rig import LimitError, PowerBudget, PowerBudgetError, power_ordered_steps, rising_power_W
 
 from .conftest import heater_limits
 
@@ -107,9 +104,9 @@ def test_power_ordered_steps() -> None:
 
 
 def test_phase_calibration() -> None:
-    cal = PhaseCalibration.from_p_pi([0.5, 0.0], p_pi_W=[0.025, 0.025], resistance_ohm=[400.0, 400.0])
+    cal = PhaseLaws.from_p_pi([0.5, 0.0], p_pi_W=[0.025, 0.025], resistance_ohm=[400.0, 400.0])
     k = np.pi / 10.0  # rad/V^2
     np.testing.assert_allclose(cal.voltages_V([0.5 + np.pi, 2 * np.pi + 0.1]), [np.sqrt(np.pi / k), np.sqrt(0.1 / k)])
     np.testing.assert_allclose(cal.voltages_V([0.4], channels=[0]), [np.sqrt((2 * np.pi - 0.1) / k)])
     with pytest.raises(ValueError, match="positive"):
-        PhaseCalibration(np.zeros(2), np.array([1.0, 0.0]))
+        PhaseLaws(np.zeros(2), np.array([1.0, 0.0]))

@@ -28,7 +28,12 @@ def test_identify(sim) -> None:
     q, res = qontrol(sim, sync=False)
     identity = q.identify()
     assert res.log == [("id?", "Q8iv-0042"), ("nchan?", "8"), ("vfull?", "12.000 V"), ("ifull?", "24.000 mA")]
-    assert (identity.model, identity.channels, identity.voltage_range_V, identity.current_max_mA) == ("Q8iv", 8, (0.0, 12.0), 24.0)
+    assert (identity.model, identity.channels, identity.voltage_range_V, identity.current_max_mA) == (
+        "Q8iv",
+        8,
+        (0.0, 12.0),
+        24.0,
+    )
 
 
 def test_first_write_reads_every_channel_first(sim) -> None:
@@ -65,11 +70,18 @@ def test_current_mode(sim) -> None:
     [
         (lambda q: q.set_voltage_V(3, 6.5), {}, "'q8' channel 3: 6.5 V is above the limit voltage_max_V = 6 V"),
         (lambda q: q.set_voltage_V(3, -0.1), {}, "'q8' channel 3: -0.1 V is below the limit voltage_min_V = 0 V"),
-        (lambda q: q.set_voltage_V(1, 2.5), {"resistance_ohm": 100.0}, "channel 1: 25 mA is above the limit current_max_mA (V/R) = 20 mA"),
+        (
+            lambda q: q.set_voltage_V(1, 2.5),
+            {"resistance_ohm": 100.0},
+            "channel 1: 25 mA is above the limit current_max_mA (V/R) = 20 mA",
+        ),
         (lambda q: q.set_currents_mA([2], [25.0]), {}, "channel 2: 25 mA is above the limit current_max_mA = 20 mA"),
         (lambda q: q.set_currents_mA([2], [15.0]), {}, "channel 2: 7.5 V is above the limit voltage_max_V (I*R) = 6 V"),
-        (lambda q: q.set_voltages_V([0, 1], [3.0, 3.0]), {"budget_W": 0.03},
-         "'q8': 0.036 W is above the limit power_budget_W (all heaters together) = 0.03 W"),
+        (
+            lambda q: q.set_voltages_V([0, 1], [3.0, 3.0]),
+            {"budget_W": 0.03},
+            "'q8': 0.036 W is above the limit power_budget_W (all heaters together) = 0.03 W",
+        ),
     ],
 )
 def test_a_value_outside_a_limit_writes_nothing(sim, call, limits, message) -> None:
@@ -106,19 +118,44 @@ def test_safe_state_and_hardware_limits(sim) -> None:
 @pytest.mark.parametrize(
     ("call", "limits", "code", "channel", "command", "description"),
     [
-        (lambda q: q.set_voltage_V(5, 9.0), {"voltage_max_V": 12.0, "resistance_ohm": 1000.0}, 1, 5, "V5=9.0000", "over-voltage"),
-        (lambda q: q.set_currents_mA([5], [20.0]), {"voltage_max_V": 12.0, "current_max_mA": 24.0}, 2, 5, "I5=20.000", "over-current"),
-        (lambda q: q.set_voltages_V(range(8), [1.0] * 8), {}, 14, 0, "VVEC0=" + ",".join(["1.0000"] * 8), "buffer overflow"),
+        (
+            lambda q: q.set_voltage_V(5, 9.0),
+            {"voltage_max_V": 12.0, "resistance_ohm": 1000.0},
+            1,
+            5,
+            "V5=9.0000",
+            "over-voltage",
+        ),
+        (
+            lambda q: q.set_currents_mA([5], [20.0]),
+            {"voltage_max_V": 12.0, "current_max_mA": 24.0},
+            2,
+            5,
+            "I5=20.000",
+            "over-current",
+        ),
+        (
+            lambda q: q.set_voltages_V(range(8), [1.0] * 8),
+            {},
+            14,
+            0,
+            "VVEC0=" + ",".join(["1.0000"] * 8),
+            "buffer overflow",
+        ),
         (lambda q: q.set_voltage_V(6, 1.0), {}, 15, 6, "V6=1.0000", "communication error"),
         (lambda q: q.set_voltage_V(7, 1.0), {}, 3, 7, "V7=1.0000", "power error"),
     ],
 )
-def test_error_replies_raise_naming_instrument_channel_command(sim, call, limits, code, channel, command, description) -> None:
+def test_error_replies_raise_naming_instrument_channel_command(
+    sim, call, limits, code, channel, command, description
+) -> None:
     q, res = qontrol(sim, **limits)
     with pytest.raises(QontrolError) as info:
         call(q)
     assert info.value.code == code and info.value.channel == channel and info.value.command == command
-    assert str(info.value) == f"instrument 'q8' channel {channel}: error E{code:02d} ({description}) (command {command!r})"
+    assert (
+        str(info.value) == f"instrument 'q8' channel {channel}: error E{code:02d} ({description}) (command {command!r})"
+    )
     # After a refused write the driver no longer trusts its state: the next write reads it first.
     res.log.clear()
     q.set_voltage_V(3, 1.234)
@@ -127,7 +164,9 @@ def test_error_replies_raise_naming_instrument_channel_command(sim, call, limits
 
 def test_unknown_command_error(sim) -> None:
     q, res = qontrol(sim, resource="ASRL2::INSTR", sync=False)
-    with pytest.raises(QontrolError, match=r"'q8' channel 0: error E10 \(unknown command\) \(command 'nchan\?'\)") as info:
+    with pytest.raises(
+        QontrolError, match=r"'q8' channel 0: error E10 \(unknown command\) \(command 'nchan\?'\)"
+    ) as info:
         q.identify()
     assert info.value.code == 10
     assert res.log == [("id?", "Q8b-0007"), ("nchan?", "E10:00")]
@@ -135,7 +174,9 @@ def test_unknown_command_error(sim) -> None:
 
 def test_no_reply_is_a_timeout_naming_instrument_and_resource(sim) -> None:
     q, _ = qontrol(sim, resource="ASRL3::INSTR", sync=False)
-    with pytest.raises(InstrumentError, match=r"^instrument 'q8': no reply from ASRL3::INSTR within 200 ms \(command 'id\?'\)$"):
+    with pytest.raises(
+        InstrumentError, match=r"^instrument 'q8': no reply from ASRL3::INSTR within 200 ms \(command 'id\?'\)$"
+    ):
         q.identify()
 
 

@@ -33,5 +33,7 @@ def test_identify_configure_measure(sim) -> None:
 
 def test_an_error_in_configuration_raises(sim) -> None:
     meter, _ = pm100(sim, wavelength_nm=1310)  # the simulated sensor knows only 1550 nm
-    with pytest.raises(InstrumentError, match=r"'pm': instrument reports error -113,\"Undefined header\" \(command 'configure'\)"):
+    with pytest.raises(
+        InstrumentError, match=r"'pm': instrument reports error -113,\"Undefined header\" \(command 'configure'\)"
+    ):
         meter.configure()

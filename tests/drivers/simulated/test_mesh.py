@@ -10,16 +10,16 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from drivers.simulated.activation import ElectroOpticActivation  # noqa: E402
 from drivers.simulated.mesh import MeshSettings, SimulatedMesh  # noqa: E402
-from drivers.simulated.transfer import (  # noqa: E402
+from ffzero_lab.core.contract import ParameterRangeError  # noqa: E402
+from ffzero_lab.photonics.activation import ElectroOpticActivation  # noqa: E402
+from ffzero_lab.photonics.clements import (  # noqa: E402
     MeshGeometry,
     grid_permutation,
     mzi_blocks,
     rectangular_mask,
     transfer_matrices,
 )
-from ffzero_lab.core.contract import ParameterRangeError  # noqa: E402
 
 TWO_PI = 2 * np.pi
 
