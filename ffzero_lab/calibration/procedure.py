@@ -41,6 +41,7 @@ from ffzero_lab.calibration.fit import (
     transfer_from_gamma_sweeps,
 )
 from ffzero_lab.core.errors import ConfigError
+from ffzero_lab.core.signals import deferred, interruptible
 from ffzero_lab.photonics.decomposition import decompose
 from ffzero_lab.photonics.design import MeshOptics, modulator_field
 from ffzero_lab.photonics.heaters import PhaseLaws
@@ -276,7 +277,15 @@ def run_calibration(rig: RigConfig, source: str, target: Path, points: int = 24,
                      "through: not calibrated; give its channels' laws in the calibration file")
     specs = [spec for spec in specs if not spec.optical]  # never all: the first mesh has modulators
     check_sweeps(rig, specs, source)
-    io = RigIO(rig, source) if sleep is None else RigIO(rig, source, sleep)
+    with interruptible():
+        io = RigIO(rig, source) if sleep is None else RigIO(rig, source, sleep)
+        return _calibrate(rig, io, specs, target, points, starts, seed, progress)
+
+
+def _calibrate(rig: RigConfig, io: RigIO, specs: list[LayerSpec], target: Path, points: int, starts: int, seed: int,
+               progress: Callable[[str], None]) -> CalibrationResult:
+    """The sweeps and fits on open instruments; the heaters safe and the instruments closed on
+    every exit (a signal on the way is held off until they are)."""
     result = CalibrationResult(CalibrationFile(rig=rig.name, created=datetime.now().isoformat(timespec="seconds")))
     try:
         io.safe_state()
@@ -288,10 +297,11 @@ def run_calibration(rig: RigConfig, source: str, target: Path, points: int = 24,
             result.sweeps += modulator_sweeps + mesh_sweeps
             result.mesh_fits.append(mesh_fit)
     finally:
-        try:
-            io.safe_state()
-        finally:
-            io.close()
+        with deferred():
+            try:
+                io.safe_state()
+            finally:
+                io.close()
     for sweep in result.sweeps:
         assert sweep.law is not None
         result.file.channels.setdefault(sweep.ref.instrument, {})[sweep.ref.channel] = sweep.law

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ffzero_lab.cli.common import err, fail, out
+from ffzero_lab.cli.common import err, fail, interrupted, out
 from ffzero_lab.core.errors import ConfigError, UserError
 
 
@@ -57,6 +57,8 @@ def calibrate(
                                  progress=lambda line: err.print(line, highlight=False))
     except UserError as exc:
         raise fail(exc) from None
+    except KeyboardInterrupt as exc:
+        raise interrupted(exc, "no calibration file was written; the heaters are at their safe values") from None
     except Exception as exc:  # an instrument failed or a limit was hit: the heaters are already safe
         from ffzero_lab.core.contract import ParameterRangeError
         from ffzero_lab.rig import InstrumentError

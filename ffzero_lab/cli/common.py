@@ -5,6 +5,7 @@ A user error is one line on stderr and exit code 2 (:func:`fail`); a traceback m
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -38,6 +39,14 @@ def fail(exc: UserError) -> typer.Exit:
 def report(message: str) -> None:
     """An error line on stderr that does not end the command (e.g. a failed safe state)."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def interrupted(exc: KeyboardInterrupt, what: str) -> typer.Exit:
+    """Print that the command was stopped (by Ctrl-C or the signal ``exc`` names) and what
+    became of its work; the exit to raise, code 128 + the signal's number (130 for Ctrl-C)."""
+    name = getattr(exc, "signal_name", "SIGINT")
+    err.print(f"[yellow]interrupted[/] ({name}): {what}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=128 + int(getattr(signal, name, signal.SIGINT)))
 
 
 def when(ts: float | None) -> str:

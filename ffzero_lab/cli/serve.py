@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,10 +15,6 @@ from ffzero_lab.data.datasets import resolve_data_dir
 from ffzero_lab.rig.errors import InstrumentError
 from ffzero_lab.run.prepare import prepare
 from ffzero_lab.run.session import check_rig_setpoints, is_instruments_file, open_network
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
 
 
 def serve(
@@ -41,7 +36,7 @@ def serve(
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Serve a rig's layers over ZMQ to one trainer at a time, until Ctrl-C or SIGTERM."""
+    """Serve a rig's layers over ZMQ to one trainer at a time, until Ctrl-C, SIGTERM or SIGHUP."""
     from ffzero_lab.live.remote import RigServer  # lazy: imports zmq
 
     hardware = is_instruments_file(config)
@@ -62,7 +57,6 @@ def serve(
                                                        "settings": proto.device.settings,
                                                        "seed": prepared.seeds.device, "file": str(config)}
             server = RigServer(network, bind, keys, lease, description=description)
-            signal.signal(signal.SIGTERM, _interrupt)
             err.print(f"serving {len(network)} layers of {what} on {bind}"
                       f"{' with CurveZMQ' if keys else ''}; Ctrl-C stops", highlight=False)
             try:

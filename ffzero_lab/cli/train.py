@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -28,6 +28,7 @@ from ffzero_lab.cli.common import (
     WaitSubscribers,
     err,
     fail,
+    interrupted,
     out,
     report,
     software_version,
@@ -42,6 +43,7 @@ from ffzero_lab.rig.errors import InstrumentError
 from ffzero_lab.run.orchestrator import Orchestrator, Resume
 from ffzero_lab.run.prepare import Prepared, prepare, restore_parameters
 from ffzero_lab.run.session import check_rig_setpoints, device_seed, open_network
+from ffzero_lab.store.lock import RunLock
 from ffzero_lab.store.runstore import RunStore, StoreSink, resolve_runs_dir
 
 
@@ -64,9 +66,8 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
     orchestrator = Orchestrator(proto, prepared.network, prepared.dataset, sinks, prepared.seeds, resume, run_uid)
     try:
         result = orchestrator.run()
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: the run is recorded as failed; `ffzero-lab resume` continues it")
-        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt as exc:
+        raise interrupted(exc, "the run is recorded as failed; `ffzero-lab resume` continues it") from None
     except (UserError, ParameterRangeError, InstrumentError) as exc:
         err.print(f"[bold red]error:[/] {exc} (the run is recorded as failed; `ffzero-lab resume` continues it)",
                   highlight=False, soft_wrap=True)
@@ -151,37 +152,41 @@ def resume(
         store = RunStore(folder)
     except UserError as exc:
         raise fail(exc) from None
-    try:
-        run_id = store.find(run)
-        summary, row = store.summary(run_id), store.run_row(run_id)
-        source = f"run {run_id}"
-        if summary.status in ("complete", "running"):
-            raise UserError(f"the run is {summary.status}; only an incomplete or failed run can be resumed", source)
-        if row["kind"] == "run" and (rig is None) == (instruments is None):
-            raise UserError(
-                "this run trained on a rig: give --rig ADDRESS (and --keys DIR) or --instruments FILE", source
-            )
-        proto = parse_protocol(json.loads(row["protocol_json"]), source)
-        with _lab(instruments, rig, keys, 30.0, device_seed(proto)) as network:
-            prepared = prepare(proto, source, resolve_data_dir(data_dir), network)
-            if instruments is not None:
-                check_rig_setpoints(network, instruments, proto, prepared, source)
-            checkpoint = store.checkpoint(run_id)
-            state = None
-            if checkpoint is not None:
-                restore_parameters(prepared.network, checkpoint, store, run_id, proto.method)
-                losses = [s["loss"] for s in store.steps(run_id)
-                          if s["layer"] == checkpoint.layer and s["epoch"] == checkpoint.epoch
-                          and s["step"] <= checkpoint.step]
-                state = Resume(checkpoint, losses)
+    with ExitStack() as stack:
+        try:
+            run_id = store.find(run)
+            stack.enter_context(RunLock(folder, run_id))  # one owner: a second resume is refused
+            summary, row = store.summary(run_id), store.run_row(run_id)
+            source = f"run {run_id}"
+            if summary.status in ("complete", "running"):
+                raise UserError(f"the run is {summary.status}; only an incomplete or failed run can be resumed", source)
+            if row["kind"] == "run" and (rig is None) == (instruments is None):
+                raise UserError(
+                    "this run trained on a rig: give --rig ADDRESS (and --keys DIR) or --instruments FILE", source
+                )
+            proto = parse_protocol(json.loads(row["protocol_json"]), source)
+            with _lab(instruments, rig, keys, 30.0, device_seed(proto)) as network:
+                prepared = prepare(proto, source, resolve_data_dir(data_dir), network)
+                if instruments is not None:
+                    check_rig_setpoints(network, instruments, proto, prepared, source)
+                checkpoint = store.checkpoint(run_id)
+                state = None
+                if checkpoint is not None:
+                    restore_parameters(prepared.network, checkpoint, store, run_id, proto.method)
+                    losses = [s["loss"] for s in store.steps(run_id)
+                              if s["layer"] == checkpoint.layer and s["epoch"] == checkpoint.epoch
+                              and s["step"] <= checkpoint.step]
+                    state = Resume(checkpoint, losses)
+                store.close()
+                sink = StoreSink(folder, row["kind"], row["protocol_yaml"], row["protocol_path"], software_version(),
+                                 resume_run=run_id)
+                _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
+        except (UserError, InstrumentError, ParameterRangeError) as exc:
+            raise fail(exc) from None
+        except KeyboardInterrupt as exc:
+            raise interrupted(exc, "before training; nothing was recorded, the rig is safe") from None
+        finally:
             store.close()
-            sink = StoreSink(folder, row["kind"], row["protocol_yaml"], row["protocol_path"], software_version(),
-                             resume_run=run_id)
-            _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers, state, row["uid"])
-    except (UserError, InstrumentError, ParameterRangeError) as exc:
-        raise fail(exc) from None
-    finally:
-        store.close()
 
 
 def run(
@@ -224,6 +229,8 @@ instruments.yaml (--instruments).
             _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers)
     except (UserError, InstrumentError) as exc:
         raise fail(exc) from None
+    except KeyboardInterrupt as exc:
+        raise interrupted(exc, "before training; nothing was recorded, the rig is safe") from None
 
 
 def register(app: typer.Typer) -> None:

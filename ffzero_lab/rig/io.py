@@ -80,6 +80,7 @@ class RigIO:
         self.safe_V = {n: np.array([lim.safe_V for lim in rig.heater_channel_limits(n)]) for n in self.heaters}
         self.volts: dict[str, NDArray[np.float64]] = {}
         self._stale: set[str] = set()  # instruments whose last write failed: read before the next one
+        self._unsure: set[str] = set()  # instruments whose last exchange failed or was cut: resync first
         self._drawn_W = 0.0  # what every heater draws now, W (kept with each write, summed afresh when all are set)
         # per sequence of ports read: (it, meter -> (positions, indices), the meter when it is the
         # only one and they are its ports 1..n in order, else None)
@@ -130,6 +131,7 @@ class RigIO:
                 return (action if attempt == 0 or retry is None else retry)(self.drivers[name])
             except InstrumentError as exc:
                 if not exc.transient or attempt >= self.rig.retries:
+                    self._unsure.add(name)
                     raise
                 attempt += 1
                 self.counters.retries += 1
@@ -141,6 +143,9 @@ class RigIO:
                     if not reopen_exc.transient:
                         raise
                     self.counters.log.append(f"reopen failed: {reopen_exc}")
+            except BaseException:  # interrupted mid-exchange (a signal): a reply may be left on the link
+                self._unsure.add(name)
+                raise
             finally:
                 self.counters.io_s += time.perf_counter() - started
 
@@ -268,16 +273,47 @@ class RigIO:
 
     def safe_state(self) -> None:
         """Every channel of every heater instrument to its safe value; every instrument is tried
-        even if one fails (the first error is raised)."""
+        even if one fails (the first error is raised).
+
+        An instrument whose last exchange failed or was interrupted (a reply may still be on its
+        link) is reopened first, so the safe state does not read a stale reply. If the driver's
+        own safe state (usually one vector write) fails, the instrument is reopened and its
+        channels are written one by one, the simplest command a heater driver has.
+        """
         errors: list[Exception] = []
         for name in self.heaters:
             try:
-                self.call(name, lambda d: d.safe_state())
+                self._make_safe(name)
                 self._note_volts(name, self.safe_V[name].copy())
             except Exception as exc:  # keep going: the other heaters must still be made safe
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+    def _make_safe(self, name: str) -> None:
+        """Instrument ``name``'s heaters to their safe values: resynchronised, then its own safe
+        state, then channel by channel."""
+        if name in self._unsure:
+            self._resync(name)
+        try:
+            self.call(name, lambda d: d.safe_state())
+        except Exception as first:
+            self.counters.log.append(f"safe state of {name!r} failed ({first}); channel by channel")
+            try:
+                self._resync(name)
+                for channel, volts in enumerate(self.safe_V[name].tolist()):
+                    self.call(name, lambda d, c=channel, v=volts: d.set_voltage_V(c, v))
+            except Exception:
+                raise first from None
+        self._unsure.discard(name)
+
+    def _resync(self, name: str) -> None:
+        """A fresh link to instrument ``name`` (what a stale reply on the old one cannot spoil)."""
+        self.drivers.pop(name, None)
+        try:
+            self._reopen(name)
+        except InstrumentError as exc:
+            self.counters.log.append(f"reopen of {name!r} failed: {exc}")  # call() tries again
 
     # -- detectors -------------------------------------------------------------------------------
     def read(self, meter: str) -> NDArray[np.float64]:

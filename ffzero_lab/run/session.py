@@ -4,13 +4,13 @@ A run trains on one of three things: the protocol's own (simulated or digital) d
 described by an ``instruments.yaml`` (opened here through its drivers), or a rig served by
 ``ffzero-lab serve`` (a :class:`~ffzero_lab.live.remote.RemoteNetwork`). Whatever it is,
 :func:`open_network` yields it and, on every way out of the ``with`` block (return, error,
-Ctrl-C), puts it in its safe state and then closes it, with SIGINT ignored meanwhile so that a
-second Ctrl-C cannot skip the safe state.
+Ctrl-C, SIGTERM, SIGHUP: the block runs :func:`~ffzero_lab.core.signals.interruptible`), puts it
+in its safe state and then closes it, with those signals held off meanwhile so that a second one
+cannot skip the safe state.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +23,7 @@ import yaml
 from ffzero_lab.config.protocol import Protocol
 from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.core.network import Network
+from ffzero_lab.core.signals import deferred, interruptible
 from ffzero_lab.ffzero.encoding import encode
 from ffzero_lab.run.orchestrator import RunSeeds
 
@@ -88,11 +89,11 @@ def _report(message: str) -> None:
 def shut_down(network: Network, report: Callable[[str], None] = _report) -> None:
     """Safe state, then close: every heater to its safe value, instruments and links released.
 
-    SIGINT is ignored until both are done. A failure is reported through ``report`` (never
-    hidden: the operator must check the rig) and does not stop the close.
+    SIGINT, SIGTERM and SIGHUP are held off until both are done (:func:`~ffzero_lab.core.signals.deferred`).
+    A failure is reported through ``report`` (never hidden: the operator must check the rig) and
+    does not stop the close.
     """
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with deferred():
         try:
             network.safe_state()
         except Exception as exc:  # reported, never hidden
@@ -101,8 +102,6 @@ def shut_down(network: Network, report: Callable[[str], None] = _report) -> None
             network.close()
         except Exception as exc:
             report(f"could not close the rig: {exc}")
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
@@ -128,14 +127,15 @@ def open_network(
     """
     if sum(x is not None for x in (instruments, rig, network)) != 1:
         raise ValueError("open_network takes exactly one of instruments=, rig= and network=")
-    if instruments is not None:
-        network = open_rig(instruments, seed)
-    elif rig is not None:
-        from ffzero_lab.live.remote import RemoteNetwork  # lazy: imports zmq
+    with interruptible():
+        if instruments is not None:
+            network = open_rig(instruments, seed)
+        elif rig is not None:
+            from ffzero_lab.live.remote import RemoteNetwork  # lazy: imports zmq
 
-        network = RemoteNetwork(rig, keys, timeout_s)
-    assert network is not None
-    try:
-        yield network
-    finally:
-        shut_down(network, report)
+            network = RemoteNetwork(rig, keys, timeout_s)
+        assert network is not None
+        try:
+            yield network
+        finally:
+            shut_down(network, report)

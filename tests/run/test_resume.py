@@ -16,6 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ffzero_lab.cli.app import app
+from ffzero_lab.core.errors import UserError
+from ffzero_lab.store.lock import RunLock
 from ffzero_lab.store.runstore import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,3 +119,43 @@ def test_recorded_step_rebuilds_its_exact_settings(tmp_path: Path) -> None:
         again = layer.evaluate(x[m["samples"]], settings)
         np.testing.assert_allclose(again.astype(np.float32), m["readings"], rtol=1e-6, atol=1e-9)
     store.close()
+
+
+def _dead_run(folder: Path, args: list[str]) -> None:
+    """A dry run SIGKILLed after its first committed steps: incomplete, resumable."""
+    proc = subprocess.Popen([sys.executable, "-m", "ffzero_lab", "dry-run", *args, "-q", "--runs-dir", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while committed_steps(folder / "runs.sqlite") < 3:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_two_concurrent_resumes_exactly_one_proceeds(tmp_path: Path) -> None:
+    args = [str(ROOT / "protocols" / "quickstart.yaml"), *ARGS, "--set", "train.epochs=200"]
+    _dead_run(tmp_path, args)
+    first = subprocess.Popen([sys.executable, "-m", "ffzero_lab", "resume", "1", "-q", "--runs-dir", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = tmp_path / "locks" / "run-1.lock"
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and f"process {first.pid} " in lock.read_text()):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        second = runner.invoke(app, ["resume", "1", "-q", "--runs-dir", str(tmp_path)])
+        assert second.exit_code == 2
+        assert f"run 1 is held by process {first.pid} on " in second.stderr
+        assert len([line for line in second.stderr.splitlines() if line.strip()]) == 1
+        assert first.poll() is None  # the first goes on
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    # the holder is gone (whatever way it ended): the lock is free again, with no file to clear
+    with RunLock(tmp_path, 1):
+        with pytest.raises(UserError, match=f"run 1 is held by process {os.getpid()} "):
+            RunLock(tmp_path, 1).acquire()
