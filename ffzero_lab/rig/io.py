@@ -24,10 +24,12 @@ import numpy as np
 import pyvisa
 from numpy.typing import NDArray
 
+from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.core.waits import wait_s
 from ffzero_lab.rig.budget import PowerBudget, power_falls
 from ffzero_lab.rig.config import PortRef, RigConfig
 from ffzero_lab.rig.connect import open_instrument, resource_manager
+from ffzero_lab.rig.driver import limit_problems
 from ffzero_lab.rig.errors import InstrumentError
 from ffzero_lab.rig.spec import group_by_instrument
 
@@ -89,7 +91,7 @@ class RigIO:
         ] = {}
         try:
             for name in rig.instruments:
-                self.drivers[name] = self._open(name)
+                self.drivers[name] = self._open(name, check=True)
             for name in self.heaters:
                 self._note_volts(name, self.call(name, self._read_all))
         except BaseException:
@@ -104,8 +106,26 @@ class RigIO:
         return np.asarray(driver.read_voltages_V() if sync is None else sync(), dtype=np.float64)
 
     # -- instruments ------------------------------------------------------------------------
-    def _open(self, name: str) -> Any:
+    def _open(self, name: str, check: bool = False) -> Any:
+        """Open instrument ``name``; with ``check``, first hold the file's limits against what the
+        instrument says it is (what ``instruments check`` does), before anything is written to it.
+
+        Raises:
+            ConfigError: the file promises more than the instrument can do (full scale, channels,
+                ports), naming the instrument; it is closed again, nothing was written.
+        """
         driver = open_instrument(self.rig, name, self.rm, self.source, self.budget)
+        if check:
+            try:
+                problems = limit_problems(name, self.rig.instruments[name], driver.identify(),
+                                          self.rig.ports_used(name))
+            except BaseException:
+                driver.close()
+                raise
+            if problems:
+                driver.close()
+                more = f" (and {len(problems) - 1} more: ffzero-lab instruments check)" if len(problems) > 1 else ""
+                raise ConfigError(problems[0] + more, self.source, f"instruments.{name}")
         if driver.kind == "power_meter":
             driver.configure()
         return driver

@@ -174,3 +174,33 @@ def test_a_failed_rig_run_resumes_on_the_instruments(emulated: EmulatedRig, tmp_
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert summary["run_id"] == 1 and summary["evaluations"] == 2 * 8 * 2 * 2 * 16 + 2 * 128 + 128
     np.testing.assert_array_equal(emulated.heaters["heaters"].volts, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda doc: doc["instruments"]["heaters"]["channels"]["overrides"].update({3: {"voltage_max_V": 15.0}}),
+         r"instruments\.heaters: channel 3: voltage_max_V 15\.0 > instrument full scale 12\.0 V"),
+        (lambda doc: doc["instruments"]["heaters"]["channels"].update(count=40),
+         r"instruments\.heaters: .*40.*24"),
+    ],
+    ids=["above-full-scale", "more-channels-than-the-instrument"],
+)
+def test_run_makes_the_instruments_check_before_writing_anything(
+    emulated: EmulatedRig, tmp_path: Path, edit: Callable[[dict], None], expected: str
+) -> None:
+    import re
+
+    instruments = live_instruments_file(emulated, tmp_path)
+    doc = yaml.safe_load(instruments.read_text())
+    edit(doc)
+    instruments.write_text(yaml.safe_dump(doc))
+    before = emulated.heaters["heaters"].version
+    commands = {name: server.commands for name, server in emulated.servers.items()}
+    result = run(protocol_file(tmp_path, epochs=1), instruments, tmp_path)
+    assert result.exit_code == 2, result.output
+    (line,) = error_lines(result.stderr)
+    assert re.search(expected, line), line
+    assert emulated.heaters["heaters"].version == before  # no heater was written
+    # identity and read-back queries only: nothing configured, nothing set
+    assert all(server.commands - commands[name] <= 8 for name, server in emulated.servers.items())
