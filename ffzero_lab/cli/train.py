@@ -44,7 +44,7 @@ from ffzero_lab.run.orchestrator import Orchestrator, Resume
 from ffzero_lab.run.prepare import Prepared, prepare, restore_parameters
 from ffzero_lab.run.session import check_rig_setpoints, device_seed, open_network
 from ffzero_lab.store.lock import RunLock
-from ffzero_lab.store.runstore import RunStore, StoreSink, resolve_runs_dir
+from ffzero_lab.store.runstore import RunStore, StoreError, StoreSink, resolve_runs_dir
 
 
 def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool, quiet: bool,
@@ -68,14 +68,20 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
         result = orchestrator.run()
     except KeyboardInterrupt as exc:
         raise interrupted(exc, "the run is recorded as failed; `ffzero-lab resume` continues it") from None
+    except StoreError as exc:
+        raise fail(exc) from None
     except (UserError, ParameterRangeError, InstrumentError) as exc:
         err.print(f"[bold red]error:[/] {exc} (the run is recorded as failed; `ffzero-lab resume` continues it)",
                   highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     finally:
-        sink.close()
-        if publisher is not None:
-            publisher.close()
+        try:
+            sink.close()
+        except StoreError as exc:  # the last documents could not be written
+            raise fail(exc) from None
+        finally:
+            if publisher is not None:
+                publisher.close()
     run_id = sink.run_id
     r2 = result.metric == "r2"
     table = Table(title="test R^2" if r2 else "test accuracy", title_justify="left")

@@ -199,6 +199,16 @@ class Orchestrator:
         for sink in self.sinks:
             sink(name, document)
 
+    def _emit_all(self, name: str, document: dict[str, Any]) -> None:
+        """Every sink gets the document; one sink's failure neither stops the others nor hides
+        the exception the run is already ending with."""
+        document = {"run_uid": self.run_uid, "time": time.time(), **document}
+        for sink in self.sinks:
+            try:
+                sink(name, document)
+            except Exception:  # the run is failing already: that error is the one to report
+                pass
+
     def _estimator(self, layer: int | None) -> Estimator:
         """The method's estimator for one layer (FF methods) or the whole network (BP methods)."""
         p = self.protocol
@@ -334,8 +344,9 @@ class Orchestrator:
                     self.train(index)
             accuracy, per_layer = self.evaluate()
         except BaseException as exc:
-            self._emit("stop", {"exit_status": "failed", "reason": f"{type(exc).__name__}: {exc}",
-                                "wall_s": time.perf_counter() - started, "evaluations": self.evaluations})
+            stop = {"exit_status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                    "wall_s": time.perf_counter() - started, "evaluations": self.evaluations}
+            self._emit_all("stop", stop)
             raise
         result = RunResult(
             run_uid=self.run_uid,

@@ -242,6 +242,18 @@ def _alive(pid: int) -> bool:
         return True
 
 
+class StoreError(UserError):
+    """The run store cannot be written (disk full, locked by another program, read-only): the
+    run stops, every step committed before is kept."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    return text
+
+
 class StoreSink:
     """A document sink that records a run in the run store from a writer thread.
 
@@ -269,25 +281,58 @@ class StoreSink:
         self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=depth)
         self._started = threading.Event()
         self._error: BaseException | None = None
+        self._reported = False  # whether the training side has been given the writer's error
         self._thread = threading.Thread(target=self._work, name="run-store-writer", daemon=True)
         self._thread.start()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        """Queue a document. After the writer failed: raises its :class:`StoreError` (the run
+        must stop), except for the ``stop`` document, whose reason is written directly if the
+        store still takes it."""
         if self._error is not None:
-            raise RuntimeError(f"the run store writer failed: {self._error}") from self._error
+            if name == "stop":
+                self._record_failure(doc)
+                return
+            self._reported = True
+            raise self._error
         self._queue.put((name, doc))
         if name == "start":  # callers read run_id right after the start document
             self._started.wait(timeout=30)
 
     def close(self) -> None:
-        """Write everything still queued, then stop the writer."""
+        """Write everything still queued, then stop the writer.
+
+        Raises:
+            StoreError: the writer failed and the caller has not been told yet.
+        """
         self._queue.put(None)
         self._thread.join()
-        if self._error is not None:
-            raise RuntimeError(f"the run store writer failed: {self._error}") from self._error
+        if self._error is not None and not self._reported:
+            self._reported = True
+            raise self._error
+
+    def _record_failure(self, doc: dict[str, Any]) -> None:
+        """Best effort: the run failed, and why (the store failing may refuse this too)."""
+        if self.run_id is None:
+            return
+        reason = f"{self._error}; then: {doc.get('reason')}" if doc.get("reason") else str(self._error)
+        try:
+            db = sqlite3.connect(self.path, timeout=2.0)
+            try:
+                with db:
+                    db.execute("UPDATE runs SET stopped_at=?, exit_status='failed', reason=? WHERE id=?",
+                               (doc.get("time"), reason, self.run_id))
+            finally:
+                db.close()
+        except sqlite3.Error:
+            pass
 
     def _work(self) -> None:
-        db = connect(self.path)
+        try:
+            db = connect(self.path)
+        except (sqlite3.Error, OSError, StoreVersionError) as exc:
+            self._fail(exc)
+            return
         try:
             while True:
                 item = self._queue.get()
@@ -300,12 +345,22 @@ class StoreSink:
                     if item[0] == "start":
                         self._started.set()
         except BaseException as exc:  # reported to the training thread at its next document
-            self._error = exc
-            self._started.set()
-            while self._queue.get() is not None:
-                pass
+            self._fail(exc)
         finally:
             db.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Keep the writer's failure for the training thread, and drain the queue."""
+        if isinstance(exc, sqlite3.Error | OSError | StoreVersionError):
+            self._error = StoreError(
+                f"the run store could not be written ({_describe(exc)}); training stopped, every step "
+                "committed before is kept and `ffzero-lab resume` continues once the store is writable",
+                str(self.path))
+        else:
+            self._error = exc
+        self._started.set()
+        while self._queue.get() is not None:
+            pass
 
     def _write(self, db: sqlite3.Connection, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
