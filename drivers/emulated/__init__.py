@@ -5,5 +5,7 @@ chip model, so that a dry run can go through the real drivers and pyvisa-py.
 * :mod:`.server`: a line-oriented TCP server with latency and fault rules,
 * :mod:`.qontrol`, :mod:`.n774x`: the Qontrol and Keysight N774x command sets, server side,
 * :mod:`.chip`: heater voltages -> phases -> MZI meshes -> detector powers,
-* :mod:`.rig`: the emulated rig file and the servers it starts (``ffzero-lab instruments emulate``).
+* :mod:`.rig`: the emulated rig file and the servers it starts (``ffzero-lab instruments emulate``),
+* :mod:`.daqmx`: an emulated NI-DAQmx gRPC device server (sample-clocked AO/AI tasks on a virtual
+  clock) that NI's own ``nidaqmx`` package drives through its ``grpc_options``.
 """
