@@ -14,6 +14,8 @@ Every command turns bad input into one line on stderr and exit code 2; a traceba
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ffzero_lab.cli import calibrate, runs, serve, sweep, train
@@ -26,6 +28,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from ffzero_lab import __version__
+
+        typer.echo(f"ffzero-lab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Hardware-in-the-loop FFzero training of physical neural networks."""
+
+
 train.register(app)
 serve.register(app)
 runs.register(app)

@@ -95,3 +95,12 @@ def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "train.lr" in proc.stderr and str(path) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_version_flag_and_attribute() -> None:
+    import ffzero_lab
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"ffzero-lab {ffzero_lab.__version__}"
+    assert ffzero_lab.__version__[0].isdigit()
