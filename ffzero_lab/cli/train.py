@@ -214,8 +214,8 @@ def run(
     publish: Publish = None,
     wait_subscribers: WaitSubscribers = 0,
 ) -> None:
-    """Train a protocol in the lab: on a rig served by 'ffzero-lab serve' (--rig) or through \
-instruments.yaml (--instruments).
+    """Train a protocol in the lab: on a rig served by 'ffzero-lab serve' (--rig) or through
+    instruments.yaml (--instruments).
 
     The protocol's device section is ignored: the rig decides what the layers are. With
     --instruments every set-point the run can reach is checked against the limits and the power

@@ -37,8 +37,8 @@ def _twin(obj: Any, what: str) -> Any:
 
 
 def tf_goodness(taps: tf.Tensor, prototypes: tf.Tensor, centre: bool) -> tf.Tensor:
-    """Cosine goodness ``(..., B, P) x (C, P) -> (..., B, C)`` \
-(see :func:`ffzero_lab.ffzero.goodness.cosine_goodness`)."""
+    """Cosine goodness ``(..., B, P) x (C, P) -> (..., B, C)``, as
+    :func:`ffzero_lab.ffzero.goodness.cosine_goodness` computes it."""
     z = taps - tf.reduce_mean(taps, axis=-1, keepdims=True) if centre else taps
     norm = tf.maximum(tf.norm(z, axis=-1, keepdims=True), 1e-30)
     return tf.einsum("...p,cp->...c", z, prototypes) / norm
