@@ -12,22 +12,36 @@ Top-level sections (unknown keys are rejected everywhere):
 
 ``--set train.epochs=3`` overrides a field; the value is parsed as YAML and validated with
 the rest of the file.
+
+What is refused besides a field that does not validate (one line naming the file and the
+field; docs/protocols.md, "What is refused"): a file that is not UTF-8, larger than 16 MiB,
+has a key twice, or sets nothing (an empty protocol); NaN or infinity in any number; sizes
+beyond the fields' upper bounds; and a protocol whose estimated memory (:func:`memory_estimate`)
+exceeds :data:`MEMORY_LIMIT_BYTES`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ffzero_lab.core.errors import ConfigError, validation_error
+from ffzero_lab.core.errors import ConfigError, UserError, validation_error
+from ffzero_lab.core.files import format_bytes, load_yaml, parse_yaml, read_text, refuse_non_finite
+
+#: Most memory a protocol may ask for, bytes (8 GiB), by :func:`memory_estimate`. A fixed limit,
+#: the same on every machine, so a protocol valid on one is valid on all.
+MEMORY_LIMIT_BYTES = 8 * 2**30
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+ImageSide = Annotated[int, Field(ge=1, le=4096)]
 
 
 class DataConfig(_Section):
@@ -44,9 +58,9 @@ class DataConfig(_Section):
     encoding: Literal["amplitude", "intensity", "raw"] = Field(
         "amplitude", description="amplitude: pixels as field amplitudes, unit optical power per sample."
     )
-    train_limit: int | None = Field(None, ge=1, description="Use only the first N training samples.")
-    test_limit: int | None = Field(None, ge=1, description="Use only the first N test samples.")
-    resize: tuple[int, int] | None = Field(
+    train_limit: int | None = Field(None, ge=1, le=10**9, description="Use only the first N training samples.")
+    test_limit: int | None = Field(None, ge=1, le=10**9, description="Use only the first N test samples.")
+    resize: tuple[ImageSide, ImageSide] | None = Field(
         None, description="Downsample images to (height, width) by block averaging, e.g. [8, 8] for 64 modes."
     )
 
@@ -73,7 +87,9 @@ class NetworkConfig(_Section):
         2, ge=1, le=10,
         description="Number of trainable linear stages; with 'conv', the fully connected layers after the conv layers.",
     )
-    width: int = Field(64, ge=2, description="Taps per layer (modes of a mesh). The first layer's input must match.")
+    width: int = Field(
+        64, ge=2, le=65536, description="Taps per layer (modes of a mesh). The first layer's input must match."
+    )
     conv: ConvConfig | None = Field(
         None, description="Conv layers before the fully connected ones (devices that support them: digital)."
     )
@@ -85,15 +101,15 @@ class NetworkConfig(_Section):
 class TrainConfig(_Section):
     """``train``: the layer-local optimisation."""
 
-    epochs: int = Field(40, ge=1, description="Epochs per layer.")
-    batch_size: int = Field(64, ge=1, description="Samples per mini-batch.")
+    epochs: int = Field(40, ge=1, le=1_000_000, description="Epochs per layer.")
+    batch_size: int = Field(64, ge=1, le=1_000_000, description="Samples per mini-batch.")
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
     lr: float = Field(0.01, gt=0, description="Learning rate eta.")
     schedule: Literal["constant", "cosine"] = Field(
         "constant", description="Learning rate over each training phase: constant, or cosine decay to lr_final."
     )
     lr_final: float = Field(0.05, gt=0, le=1, description="cosine: final learning rate as a fraction of lr.")
-    directions: int = Field(10, ge=1, description="K, random directions per step (2K settings).")
+    directions: int = Field(10, ge=1, le=1_000_000, description="K, random directions per step (2K settings).")
     eps: float = Field(0.01, gt=0, description="Perturbation size, in the parameters' unit (rad).")
     margin: float = Field(0.5, description="m in the margin loss.")
     negative_weight: float = Field(1.0, description="lambda, weight of the wrong classes' goodness.")
@@ -109,9 +125,9 @@ class GoodnessConfig(_Section):
     """``goodness``: how taps are compared with prototypes."""
 
     centre: bool = Field(True, description="Centre each tap over its ports (I - mean(I)); prototypes sum to 0.")
-    prototype_steps: int = Field(400, ge=0, description="Repulsion steps spreading the prototypes.")
+    prototype_steps: int = Field(400, ge=0, le=100_000, description="Repulsion steps spreading the prototypes.")
     projection: int = Field(
-        32, ge=2,
+        32, ge=2, le=65536,
         description="Channel-wise layers (conv): each channel's feature map is projected by a fixed random "
         "matrix to this many dimensions, where its prototypes live.",
     )
@@ -139,7 +155,7 @@ class Protocol(_Section):
     """A whole training protocol."""
 
     name: str | None = None
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     method: Literal["ff-dd", "ff-ad", "bp-dd", "bp-ad"] = Field(
         "ff-dd", description="ff-dd: FFzero; ff-ad, bp-dd, bp-ad: the paper's comparison methods."
     )
@@ -151,6 +167,157 @@ class Protocol(_Section):
     record: RecordConfig = Field(default_factory=RecordConfig)
 
 
+#: What :func:`memory_estimate` assumes of a data set: (height, width), train and test samples.
+#: A set it does not know is taken as MNIST-sized (an IDX set of 28 x 28 images, 60,000 + 10,000).
+KNOWN_SETS: dict[str, tuple[tuple[int, int], int, int]] = {
+    "digits": ((8, 8), 1347, 450),
+    "franke-2d": ((1, 2), 8000, 2000),
+    "friedman-5d": ((1, 5), 8000, 2000),
+    "mnist": ((28, 28), 60000, 10000),
+    "fashion_mnist": ((28, 28), 60000, 10000),
+}
+_UNKNOWN_SET = ((28, 28), 60000, 10000)
+_F64 = 8
+#: The fields whose size the memory estimate depends on, in the order they are blamed on a tie.
+SIZE_FIELDS = ("train.directions", "train.batch_size", "network.width", "network.layers", "network.conv.channels",
+               "network.conv.layers", "goodness.projection", "data.train_limit", "data.test_limit", "data.resize")
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """How much memory a protocol's run needs, bytes, by part (an upper estimate, float64 throughout).
+
+    Attributes:
+        total: the whole estimate, bytes.
+        parts: ``(what, bytes)``: the data, every layer's parameters, and the largest layer's step
+            (2K settings of its parameters and ``(2K, batch, ports)`` taps), cached inputs and projections.
+        largest: the largest part.
+    """
+
+    total: int
+    parts: tuple[tuple[str, int], ...]
+
+    @property
+    def largest(self) -> tuple[str, int]:
+        return max(self.parts, key=lambda part: part[1])
+
+
+def _layer_shapes(protocol: Protocol) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """The data's features and every layer's (inputs, ports, parameters, scored dimensions)."""
+    d, net = protocol.data, protocol.network
+    (height, width), _, _ = KNOWN_SETS.get(d.set, _UNKNOWN_SET)
+    if d.resize is not None:
+        height, width = d.resize
+    layers: list[tuple[int, int, int, int]] = []
+    features = height * width
+    if net.conv is not None:
+        c = net.conv
+        channels = 1
+        for _ in range(c.layers):
+            pad = c.kernel // 2
+            out_h = max(1, (height + 2 * pad - c.kernel) // c.stride + 1)
+            out_w = max(1, (width + 2 * pad - c.kernel) // c.stride + 1)
+            ports = c.channels * out_h * out_w
+            n = c.channels * (channels * c.kernel**2 + 1)
+            layers.append((channels * height * width, ports, n, c.channels * protocol.goodness.projection))
+            channels, height, width = c.channels, out_h, out_w
+        features_in = layers[-1][1]
+    else:
+        features_in = features
+    for _ in range(net.layers):  # a dense layer's in x out weights and out biases; a mesh's N^2 phases fit in that
+        layers.append((features_in, net.width, features_in * net.width + net.width, net.width))
+        features_in = net.width
+    return features, layers
+
+
+def memory_estimate(protocol: Protocol) -> MemoryEstimate:
+    """An upper estimate of the memory a run of ``protocol`` needs (float64 arrays, bytes).
+
+    * the data: ``(train + test, features)``, twice (loaded and encoded);
+    * parameters: ``n`` per layer, 8 copies (parameters, optimiser state, gradient, checkpoints);
+    * a step of layer l: ``2K`` settings of its ``n`` parameters (all the network's for BP methods),
+      40 bytes each (a mesh's 2 x 2 complex blocks are 32), and ``(2K, B, ports)`` taps, with the
+      layer's inputs and scored dimensions, 32 bytes each (complex fields, intensities, goodness);
+    * layer l's inputs cached for the training and test sets, 1.5 times (one chunk in flight), and
+      the test set's taps;
+    * a channel-wise layer's random projections ``(projection, ports)``.
+
+    The data set's size is known for the bundled and synthetic sets and MNIST-sized otherwise
+    (:data:`KNOWN_SETS`), cut by ``data.train_limit`` / ``data.test_limit``.
+    """
+    d, t = protocol.data, protocol.train
+    _, known_train, known_test = KNOWN_SETS.get(d.set, _UNKNOWN_SET)
+    known = d.set in KNOWN_SETS
+    n_train = min(d.train_limit, known_train) if known and d.train_limit else d.train_limit or known_train
+    n_test = min(d.test_limit, known_test) if known and d.test_limit else d.test_limit or known_test
+    features, layers = _layer_shapes(protocol)
+    s = 2 * t.directions
+    batch = min(t.batch_size, n_train)
+    n_total = sum(n for _, _, n, _ in layers)
+    step_params = n_total if protocol.method.startswith("bp") else 0
+    data = (n_train + n_test) * features * _F64 * 2
+    params = n_total * _F64 * 8
+    parts: list[tuple[str, int]] = [(f"the data ({n_train + n_test} x {features})", data),
+                                    (f"{n_total} parameters over {len(layers)} layers, 8 copies", params)]
+    worst: list[tuple[str, int]] = []
+    for i, (inputs, ports, n, scored) in enumerate(layers):
+        layer = [
+            (f"layer {i}'s 2K = {s} settings of {step_params or n} parameters", s * (step_params or n) * 40),
+            (f"layer {i}'s ({s}, {batch}, {ports}) taps of a step"
+             + (f", scored in {scored} dimensions" if scored != ports else ""),
+             s * batch * (inputs + ports + scored) * 32),
+            (f"layer {i}'s inputs cached for {n_train + n_test} samples x {inputs}",
+             (n_train + n_test) * inputs * _F64 * 3 // 2 + n_test * ports * _F64),
+        ]
+        if scored != ports:
+            layer.append((f"layer {i}'s random projections ({scored} x {ports})", scored * ports * _F64))
+        if sum(size for _, size in layer) > sum(size for _, size in worst):
+            worst = layer
+    parts += worst
+    return MemoryEstimate(sum(size for _, size in parts), tuple(parts))
+
+
+def _with_default(protocol: Protocol, field: str) -> Protocol | None:
+    """``protocol`` with ``field`` (``section.name`` or ``network.conv.name``) at its default, or None."""
+    *sections, name = field.split(".")
+    owners: list[BaseModel] = [protocol]
+    for section in sections:
+        child = getattr(owners[-1], section)
+        if child is None:
+            return None
+        owners.append(child)
+    default = type(owners[-1]).model_fields[name].get_default(call_default_factory=True)
+    if getattr(owners[-1], name) == default:
+        return None
+    node: BaseModel = owners[-1].model_copy(update={name: default})
+    for owner, section in zip(reversed(owners[:-1]), reversed(sections)):
+        node = owner.model_copy(update={section: node})
+    return node  # type: ignore[return-value]
+
+
+def check_memory(protocol: Protocol, source: str, limit: int = MEMORY_LIMIT_BYTES) -> MemoryEstimate:
+    """Refuse a protocol whose :func:`memory_estimate` exceeds ``limit``.
+
+    The error names the size field whose default would lower the estimate most.
+
+    Raises:
+        ConfigError: naming ``source``, that field, the estimate and its largest part.
+    """
+    estimate = memory_estimate(protocol)
+    if estimate.total <= limit:
+        return estimate
+    blame, lowest = "network.width", estimate.total
+    for field in SIZE_FIELDS:
+        changed = _with_default(protocol, field)
+        if changed is not None and (smaller := memory_estimate(changed).total) < lowest:
+            blame, lowest = field, smaller
+    what, size = estimate.largest
+    raise ConfigError(
+        f"the run would need about {format_bytes(estimate.total)} of memory, more than the "
+        f"{format_bytes(limit)} a protocol may use (largest part: {what}, {format_bytes(size)}); make it smaller",
+        source, blame)
+
+
 def apply_override(document: dict[str, Any], assignment: str) -> None:
     """Apply ``dotted.path=value`` (value parsed as YAML) to a nested dict, in place."""
     key, sep, raw = assignment.partition("=")
@@ -158,8 +325,10 @@ def apply_override(document: dict[str, Any], assignment: str) -> None:
     if not sep or not key:
         raise ConfigError(f"expected FIELD=VALUE, got {assignment!r}", "--set")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = parse_yaml(raw, "--set") if raw.strip() else None
+    except ConfigError as exc:
+        if exc.message.startswith("duplicate key"):
+            raise ConfigError(exc.message, "--set", f"{key}.{exc.field}") from None
         value = raw
     node = document
     parts = key.split(".")
@@ -174,7 +343,11 @@ def apply_override(document: dict[str, Any], assignment: str) -> None:
 
 
 def parse_protocol(document: Any, source: str, overrides: Sequence[str] = ()) -> Protocol:
-    """Validate a parsed YAML document (plus overrides) as a :class:`Protocol`."""
+    """Validate a parsed YAML document (plus overrides) as a :class:`Protocol`.
+
+    Besides the fields' own checks: no NaN or infinity anywhere (the driver's sections too), and
+    the memory estimate within :data:`MEMORY_LIMIT_BYTES` (:func:`check_memory`).
+    """
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -182,12 +355,22 @@ def parse_protocol(document: Any, source: str, overrides: Sequence[str] = ()) ->
     for assignment in overrides:
         apply_override(document, assignment)
     try:
-        return Protocol.model_validate(document)
-    except ValidationError as exc:
-        err = validation_error(exc, source)
-        if overrides and any(a.split("=", 1)[0].strip() == err.field for a in overrides):
+        refuse_non_finite(document, source)
+        try:
+            protocol = Protocol.model_validate(document)
+        except ValidationError as exc:
+            raise validation_error(exc, source) from None
+        check_memory(protocol, source)
+    except UserError as err:
+        if overrides and any(_covers(a.split("=", 1)[0].strip(), err.field) for a in overrides):
             err.source = f"{source} (--set)"
-        raise err from None
+        raise
+    return protocol
+
+
+def _covers(key: str, field: str | None) -> bool:
+    """Whether an override of ``key`` set ``field`` (the field itself or inside it)."""
+    return bool(field) and (field == key or str(field).startswith(key + ".") or str(field).startswith(key + "["))
 
 
 def load_protocol(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Protocol, str]:
@@ -197,19 +380,16 @@ def load_protocol(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Prot
         The protocol and the file's text (stored with the run).
 
     Raises:
-        ConfigError: missing file, bad YAML, or a field that does not validate.
+        ConfigError: missing, unreadable, not UTF-8 or larger than 16 MiB; bad YAML or a key given
+            twice; an empty protocol (no text, only comments, ``{}``: it would train on the
+            defaults); a field that does not validate.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("protocol file not found", str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read protocol: {exc.strerror}", str(path)) from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", str(path), where) from None
-    return parse_protocol(document, str(path), overrides), text
+    text = read_text(path, "protocol file")
+    document = load_yaml(text, str(path), "protocol")
+    empty = not document
+    protocol = parse_protocol(document, str(path), overrides)
+    if empty:
+        raise ConfigError("the protocol is empty: it sets no section, so it would train on the defaults; "
+                          "start from protocols/quickstart.yaml", str(path))
+    return protocol, text

@@ -19,6 +19,9 @@ from ffzero_lab.data.idx import read_idx
 
 DATA_DIR_ENV = "FFZERO_DATA_DIR"
 
+#: Most classes an IDX set may have (its labels 0..C-1).
+MAX_CLASSES = 1024
+
 #: File stems of an MNIST-format set, read with or without ``.gz``.
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -60,8 +63,14 @@ def _find(folder: Path, stem: str) -> Path | None:
 def load_idx_set(name: str, data_dir: Path | None) -> Dataset:
     """An MNIST-format set (MNIST, FashionMNIST) from ``<data_dir>/<name>/``.
 
+    Besides the IDX checks of :func:`~ffzero_lab.data.idx.read_idx` (header against data, gzip
+    bounded, finite values): images ``(samples, height, width)`` with at least one sample, train
+    and test images of one size, integer labels ``(samples,)`` matching the images, training
+    labels 0..C-1 with C at most :data:`MAX_CLASSES`, and test labels among them.
+
     Raises:
-        DataError: no data directory, or files missing; the message says where they go.
+        DataError: no data directory, or files missing (the message says where they go); a
+            malformed file, naming it and the field.
     """
     if data_dir is None:
         raise DataError(
@@ -76,17 +85,54 @@ def load_idx_set(name: str, data_dir: Path | None) -> Dataset:
     arrays = {key: read_idx(path) for key, path in paths.items()}  # type: ignore[arg-type]
     for split in ("train", "test"):
         xs, ys = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if xs.ndim != 3 or ys.ndim != 1 or xs.shape[0] != ys.shape[0]:
-            raise DataError(
-                f"{split} images {xs.shape} and labels {ys.shape} do not match", str(folder)
-            )
+        images, labels = str(paths[f"x_{split}"]), str(paths[f"y_{split}"])
+        if xs.ndim != 3:
+            raise DataError(f"images must have 3 dimensions (samples, height, width), not {xs.shape}", images, "header")
+        if ys.ndim != 1:
+            raise DataError(f"labels must have 1 dimension (samples), not {ys.shape}", labels, "header")
+        if xs.shape[0] != ys.shape[0]:
+            raise DataError(f"{split} images {xs.shape} and labels {ys.shape} do not match", str(folder))
+        if xs.shape[0] == 0 or min(xs.shape[1:]) == 0:
+            raise DataError(f"the {split} images are empty: {xs.shape}", images, "header")
+        if ys.dtype.kind not in "iu":
+            raise DataError(f"labels must be integers, not {ys.dtype}", labels, "header")
+    if arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
+        raise DataError(f"test images are {arrays['x_test'].shape[1:]}, the training images "
+                        f"{arrays['x_train'].shape[1:]}", str(paths["x_test"]), "header")
+    n_classes = _check_labels(arrays["y_train"], arrays["y_test"], str(paths["y_train"]), str(paths["y_test"]))
     scale = 255.0 if arrays["x_train"].dtype == np.uint8 else 1.0
     flat = {k: arrays[k].reshape(arrays[k].shape[0], -1).astype(np.float64) / scale for k in ("x_train", "x_test")}
     y_tr = arrays["y_train"].astype(np.int64)
     y_te = arrays["y_test"].astype(np.int64)
-    n_classes = int(max(y_tr.max(), y_te.max())) + 1
     h, w = arrays["x_train"].shape[1:]
     return Dataset(name, flat["x_train"], y_tr, flat["x_test"], y_te, n_classes, (int(h), int(w)))
+
+
+def _check_labels(y_train: NDArray[np.integer], y_test: NDArray[np.integer], train: str, test: str) -> int:
+    """C, the classes of the set: the training labels are 0..C-1 (C at most :data:`MAX_CLASSES`), and
+    every test label is one of them.
+
+    Raises:
+        DataError: a negative label, more than :data:`MAX_CLASSES` classes, or a test label the
+            training set does not have, naming the file and the label's index.
+    """
+    for labels, source in ((y_train, train), (y_test, test)):
+        negative = np.flatnonzero(labels < 0)
+        if negative.size:
+            i = int(negative[0])
+            raise DataError(f"label {int(labels[i])} is negative: classes are 0..C-1", source, f"labels[{i}]")
+    top = int(y_train.max())
+    if top >= MAX_CLASSES:
+        i = int(np.argmax(y_train))
+        raise DataError(f"label {top} is outside 0..{MAX_CLASSES - 1}: at most {MAX_CLASSES} classes",
+                        train, f"labels[{i}]")
+    n_classes = top + 1
+    outside = np.flatnonzero(y_test >= n_classes)
+    if outside.size:
+        i = int(outside[0])
+        raise DataError(f"label {int(y_test[i])} is outside the training set's classes 0..{n_classes - 1}",
+                        test, f"labels[{i}]")
+    return n_classes
 
 
 def load_dataset(name: str, data_dir: Path | None) -> Dataset:

@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ffzero_lab.core.errors import ConfigError, validation_error
+from ffzero_lab.core.files import load_yaml, refuse_non_finite
 
 TWO_PI = 2 * np.pi
 MODEL = "phi = phi0 + k V^2"
@@ -35,7 +36,7 @@ MODEL = "phi = phi0 + k V^2"
 class ChannelLaw(BaseModel):
     """One heater channel's fitted phase law."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     phi0_rad: float = Field(ge=0, lt=TWO_PI, description="Phase at 0 V, rad, in [0, 2 pi).")
     k_rad_per_V2: float = Field(gt=0, description="Phase per squared volt, rad/V^2.")
@@ -47,7 +48,7 @@ class ChannelLaw(BaseModel):
 class CalibrationFile(BaseModel):
     """A whole calibration file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: Literal["phi = phi0 + k V^2"] = MODEL
     rig: str | None = None
@@ -64,19 +65,27 @@ def load_calibration(path: str | Path) -> CalibrationFile:
     """Read and validate a calibration file.
 
     Raises:
-        ConfigError: missing file (saying how to make one), bad YAML or a bad field.
+        ConfigError: missing file (saying how to make one); unreadable, larger than 16 MiB or not
+            UTF-8; bad YAML or a key given twice; an empty file; a bad field, NaN or infinity.
     """
     path = Path(path)
+    if not path.exists():
+        raise ConfigError("calibration file not found; make it with 'ffzero-lab calibrate'", str(path))
+    document = load_yaml(path, str(path), "calibration file")
+    if not document:
+        raise ConfigError("the calibration file is empty; make it with 'ffzero-lab calibrate'", str(path))
+    refuse_non_finite(document, str(path))
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("calibration file not found; make it with 'ffzero-lab calibrate'", str(path)) from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read calibration file: {exc}", str(path)) from None
-    try:
-        return CalibrationFile.model_validate(document if document is not None else {})
+        calibration = CalibrationFile.model_validate(document)
     except ValidationError as exc:
         raise validation_error(exc, str(path)) from None
+    refuse_non_finite(calibration, str(path))
+    for instrument, laws in calibration.channels.items():
+        for channel in laws:
+            if channel < 0:
+                raise ConfigError(f"channel {channel} is negative: channels are numbered from 0", str(path),
+                                  f"channels.{instrument}[{channel}]")
+    return calibration
 
 
 def save_calibration(path: str | Path, calibration: CalibrationFile) -> None:

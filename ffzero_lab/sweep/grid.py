@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from ffzero_lab.config.protocol import Protocol, load_protocol
 from ffzero_lab.config.registry import resolve_driver
 from ffzero_lab.core.errors import ConfigError, UserError, validation_error
+from ffzero_lab.core.files import load_yaml
 
 _FIELD = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -150,18 +151,9 @@ def load_sweep(path: str | Path) -> Sweep:
         ConfigError: missing file, bad YAML, or a field that does not validate, naming the file.
     """
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("sweep file not found", str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the sweep file: {exc.strerror}", str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", str(path), where) from None
-    if not isinstance(document, dict):
-        raise ConfigError("a sweep file must be a mapping (protocol, set, grid)", str(path))
+    document = load_yaml(path, str(path), "sweep file")  # at most 16 MiB, UTF-8, no key twice, a mapping
+    if not document:
+        raise ConfigError("the sweep file is empty: give protocol, set and grid", str(path))
     try:
         spec = SweepFile.model_validate(document)
     except ValidationError as exc:
