@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ffzero_lab.core.errors import UserError
 
@@ -32,13 +33,13 @@ def software_version() -> str:
 
 def fail(exc: UserError) -> typer.Exit:
     """Print ``exc`` as one line on stderr; the exit (code 2) to raise."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
 def report(message: str) -> None:
     """An error line on stderr that does not end the command (e.g. a failed safe state)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def interrupted(exc: KeyboardInterrupt, what: str) -> typer.Exit:

@@ -22,6 +22,7 @@ import pyvisa
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ffzero_lab.core.errors import ConfigError, UserError
@@ -40,7 +41,7 @@ InstrumentsFile = Annotated[Path, typer.Option("--instruments", "-i", help="The 
 
 
 def _fail(message: object) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from ffzero_lab.cli.common import DataDir, err, fail, out, report
 from ffzero_lab.config.protocol import load_protocol
@@ -26,7 +27,7 @@ def serve(
     ],
     bind: Annotated[str, typer.Option("--bind", help="Address to serve on.")] = "tcp://127.0.0.1:5555",
     keys: Annotated[
-        Optional[Path], typer.Option("--keys", help="Folder from 'ffzero-lab keys' (any bind but 127.0.0.1/::1).")
+        Optional[Path], typer.Option("--keys", help="Folder from 'ffzero-lab keys' (any bind but 127.0.0.0/8, [::1], ipc://).")
     ] = None,
     lease: Annotated[
         float, typer.Option("--lease", help="Seconds of silence after which a client is taken as lost.")
@@ -37,10 +38,11 @@ def serve(
     data_dir: DataDir = None,
 ) -> None:
     """Serve a rig's layers over ZMQ to one trainer at a time, until Ctrl-C, SIGTERM or SIGHUP."""
-    from ffzero_lab.live.remote import RigServer  # lazy: imports zmq
+    from ffzero_lab.live.remote import RigServer, parse_bind  # lazy: imports zmq
 
     hardware = is_instruments_file(config)
     try:
+        parse_bind(bind)  # a bad address is refused before any device is built
         if hardware:
             lab = open_network(instruments=config, seed=0, report=report)
         else:
@@ -57,8 +59,8 @@ def serve(
                                                        "settings": proto.device.settings,
                                                        "seed": prepared.seeds.device, "file": str(config)}
             server = RigServer(network, bind, keys, lease, description=description)
-            err.print(f"serving {len(network)} layers of {what} on {bind}"
-                      f"{' with CurveZMQ' if keys else ''}; Ctrl-C stops", highlight=False)
+            err.print(escape(f"serving {len(network)} layers of {what} on {bind}"
+                             f"{' with CurveZMQ' if keys else ''}; Ctrl-C stops"), highlight=False)
             try:
                 server.serve()
             except KeyboardInterrupt:
