@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from ffzero_lab.photonics.design import mesh_phase_names
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -144,6 +146,12 @@ class LayerMap(_Strict):
         "(none for an optically fed mesh)."
     )
     detectors: dict[int, PortRef] = Field(default_factory=dict, description="Output mode -> power-meter port.")
+    unmapped: Literal["refuse", "fixed"] = Field(
+        "refuse",
+        description="A phase of the mesh that 'phases' maps to no channel: 'refuse' (the default: a phase left "
+        "out by mistake would silently stay untrained) or 'fixed' (the chip has no heater there; the phase "
+        "keeps its fabricated value and is not trained).",
+    )
 
 
 class RigConfig(_Strict):
@@ -199,6 +207,13 @@ class RigConfig(_Strict):
             for field, key, ref in refs:
                 yield from _phase_problems(field, key, layer.modes)
                 yield from self._channel_problems(field, ref, used_channels)
+            if layer.phases and layer.unmapped == "refuse":
+                every = mesh_phase_names(layer.modes)
+                left = [name for name in every if name not in layer.phases]
+                if left:
+                    yield f"{where}.phases", (f"{len(left)} of the mesh's {len(every)} phases map to no heater "
+                                              f"channel (first: {left[0]!r}); map them, or set 'unmapped: fixed' "
+                                              "if the chip has no heater there")
             for mode, port in layer.detectors.items():
                 field = f"{where}.detectors[{mode}]"
                 if not 0 <= mode < layer.modes:

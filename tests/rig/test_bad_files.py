@@ -87,6 +87,9 @@ INSTRUMENT_CASES: list[tuple[str, bytes, list[str]]] = [
      ["instruments.meter.settings.wavelength_nm: must be a finite"]),
     ("absurd-channel-count", inst("count: 20", "count: 1000000000000"),
      ["instruments.heaters.channels.count: must be at most 1,048,576"]),
+    ("unmapped-phase", inst('      "gamma[3]":   {instrument: heaters, channel: 15}\n', ""),
+     ["layers[0].phases: 1 of the mesh's 16 phases map to no heater channel (first: 'gamma[3]')",
+      "unmapped: fixed"]),
     ("absurd-modes", inst("modes: 4", "modes: 100000"), ["layers[0].modes: must be at most 1,024"]),
     ("absurd-timeout", inst("timeout_ms: 500", "timeout_ms: 100000000000"),
      ["instruments.heaters.timeout_ms: must be at most 600,000"]),
@@ -179,3 +182,12 @@ def test_the_base_files_are_valid(tmp_path: Path) -> None:
 def test_missing_calibration_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape("calibration file not found; make it with 'ffzero-lab calibrate'")):
         load_calibration(tmp_path / "none.yaml")
+
+
+def test_a_chip_without_some_heaters_says_so(tmp_path: Path) -> None:
+    """``unmapped: fixed`` accepts a mesh whose chip has no heater for some phases (not trained)."""
+    path = tmp_path / "instruments.yaml"
+    text = edit(INSTRUMENTS, '      "gamma[3]":   {instrument: heaters, channel: 15}\n', "")
+    path.write_text(edit(text, "  - name: mesh0\n", "  - name: mesh0\n    unmapped: fixed\n"))
+    assert load_rig(path).layers[0].unmapped == "fixed"
+    assert "gamma[3]" not in load_rig(path).layers[0].phases
