@@ -66,6 +66,8 @@ class VisaInstrument:
         where = getattr(self.resource, "resource_name", "?")
         if isinstance(exc, pyvisa.errors.VisaIOError) and exc.error_code == pyvisa.constants.StatusCode.error_timeout:
             message = f"no reply from {where} within {self.resource.timeout} ms"
+        elif isinstance(exc, ValueError):  # pyvisa could not parse a binary block (junk or truncated)
+            message = f"malformed binary block from {where}: {exc}"
         else:
             message = f"I/O error on {where}: {getattr(exc, 'description', None) or exc}"
         return InstrumentError(message, self.name, channel, command, transient=True)

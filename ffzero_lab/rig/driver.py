@@ -100,6 +100,39 @@ class PowerMeterInstrument(InstrumentDriver, Protocol):
         ...
 
 
+class LoggingPowerMeter(PowerMeterInstrument, Protocol):
+    """A power meter that logs one sample per external trigger, so that a hardware-timed sweep is
+    read in one transfer per port: its trigger input on the sweep's sample clock, ``arm_log``
+    before the sweep starts, ``fetch_log_W`` after it ends. A driver declares the capability with
+    ``logs_on_trigger = True`` (readable on the class: ``getattr(cls, "logs_on_trigger", False)``).
+    """
+
+    logs_on_trigger: ClassVar[bool]
+    #: Samples per port of one run.
+    log_points_max: ClassVar[int]
+    #: Averaging time of one sample, ``(shortest, longest)``, s.
+    averaging_range_s: ClassVar[tuple[float, float]]
+
+    def arm_log(self, points: int, averaging_s: float) -> None:
+        """Arm a run of ``points`` samples per port, one per trigger edge, each averaged over
+        ``averaging_s`` s. A request beyond the meter's limits raises ``LimitError`` (or
+        ``ConfigError`` for a non-number) before anything is sent."""
+        ...
+
+    def fetch_log_W(self, timeout_s: float) -> Any:
+        """Wait up to ``timeout_s`` s for the run to complete; its samples, ``(points, ports)`` W.
+        An incomplete run raises ``InstrumentError`` naming the instrument and the samples logged."""
+        ...
+
+    def disarm(self) -> None:
+        """Stop logging and ignore the trigger input (also part of the meter's ``close``)."""
+        ...
+
+    def logging_instrument_time_s(self, points: int, averaging_s: float) -> float:
+        """The instrument time a run costs (sampling and the blocks' transfer), s."""
+        ...
+
+
 def resolve_driver_class(dotted: str, source: str = "instruments", field: str = "driver") -> type[InstrumentDriver]:
     """Import ``module:Class`` and check that it is an instrument driver.
 

@@ -84,6 +84,12 @@ class ExpectedProtocol:
         reply = self._next(command)
         assert reply is None, f"{command!r} is a query in the transcript (reply {reply!r})"
 
+    def write_raw(self, data: bytes) -> None:
+        """Several commands in one transfer: each line must be the next write of the transcript."""
+        assert data.endswith(b"\n"), f"{data!r} does not end with the write termination"
+        for line in data.decode("ascii").split("\n")[:-1]:
+            self.write(line)
+
     def query(self, command: str) -> str:
         reply = self._next(command)
         assert isinstance(reply, str), f"{command!r} expects reply {reply!r}, not a text line"
