@@ -44,6 +44,7 @@ BASE: dict[str, Any] = {
                 "phi[0,0]": {"instrument": "q8", "channel": 1},
             },
             "detectors": {0: {"instrument": "meter", "port": 1}, 1: {"instrument": "meter", "port": 2}},
+            "unmapped": "fixed",  # this test chip has no heaters on its input phases gamma
         }
     ],
 }
