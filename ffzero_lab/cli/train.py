@@ -122,10 +122,10 @@ def dry_run(
         proto, text = load_protocol(protocol, set_ or [])
         prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir))
         folder = resolve_runs_dir(runs_dir)
-        RunStore(folder).close()  # checks the store before any training
+        RunStore(folder).close()  # creates the store if need be
+        sink = StoreSink(folder, "dry-run", text, str(protocol), software_version())  # fails here if unwritable
     except UserError as exc:
         raise fail(exc) from None
-    sink = StoreSink(folder, "dry-run", text, str(protocol), software_version())
     _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers)
 
 

@@ -262,6 +262,10 @@ class StoreSink:
     steps): when the disk falls behind, the run waits rather than drop a record. ``close``
     drains the queue.
 
+    The store is opened, and its write lock tried, when the sink is made: a missing folder, a
+    folder that cannot be written or a store held by another program raises :class:`StoreError`
+    there, before any training (no folder is created: :class:`RunStore` does that).
+
     Args:
         runs_dir: the store's folder.
         kind: ``dry-run`` or ``run``.
@@ -270,14 +274,16 @@ class StoreSink:
         resume_run: the number of a run being resumed (its row is reused).
     """
 
-    def __init__(self, runs_dir: Path, kind: str, protocol_yaml: str | None, protocol_path: str | None,
+    def __init__(self, runs_dir: str | Path, kind: str, protocol_yaml: str | None, protocol_path: str | None,
                  software_version: str, resume_run: int | None = None, depth: int = 256) -> None:
+        runs_dir = Path(runs_dir)
         self.path = runs_dir / DB_NAME
         self.kind = kind
         self.protocol_yaml = protocol_yaml
         self.protocol_path = protocol_path
         self.software_version = software_version
         self.run_id: int | None = resume_run
+        self._check(runs_dir)
         self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=depth)
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -326,6 +332,31 @@ class StoreSink:
                 db.close()
         except sqlite3.Error:
             pass
+
+    def _check(self, runs_dir: Path) -> None:
+        """Open the store and take its write lock once, in the caller's thread, so that a store
+        that cannot be written fails before any training rather than in the writer thread.
+
+        Raises:
+            StoreError: the folder is missing or not a folder, or the store cannot be written
+                (read-only, held by another program, of a newer schema).
+        """
+        if not runs_dir.is_dir():
+            what = "not a folder" if runs_dir.exists() else "no such folder; create it first (RunStore(folder) does)"
+            raise StoreError(f"the run store could not be written ({what})", str(runs_dir))
+        try:
+            db = connect(self.path)
+        except StoreVersionError as exc:
+            raise StoreError(str(exc), str(self.path)) from None
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"the run store could not be written ({_describe(exc)})", str(self.path)) from None
+        try:
+            db.execute("BEGIN IMMEDIATE")  # the write lock: refused on a read-only or held store
+            db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the run store could not be written ({_describe(exc)})", str(self.path)) from None
+        finally:
+            db.close()
 
     def _work(self) -> None:
         try:
