@@ -22,12 +22,13 @@ exceeds :data:`MEMORY_LIMIT_BYTES`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ffzero_lab.core.errors import ConfigError, UserError, validation_error
 from ffzero_lab.core.files import format_bytes, load_yaml, parse_yaml, read_text, refuse_non_finite
@@ -151,8 +152,18 @@ class DeviceConfig(_Section):
     settings: dict[str, Any] = Field(default_factory=dict, description="Driver settings; validated by the driver.")
 
 
+#: Overrides as the command line gives them (``["train.epochs=3"]``, values read as YAML) or as
+#: a mapping of dotted field to value (``{"train.epochs": 3}``).
+Overrides = Mapping[str, Any] | Sequence[str] | str
+
+
 class Protocol(_Section):
-    """A whole training protocol."""
+    """A whole training protocol.
+
+    Besides its fields, a protocol remembers where it came from (not validated, not part of
+    ``model_dump``): :attr:`source` (the file, for error messages and the run store), :attr:`text`
+    (the file's text as read) and :attr:`overrides` (every override applied since, in order).
+    """
 
     name: str | None = None
     seed: int = Field(0, ge=0, le=2**63 - 1)
@@ -165,6 +176,47 @@ class Protocol(_Section):
     goodness: GoodnessConfig = Field(default_factory=GoodnessConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
+
+    _source: str = PrivateAttr("protocol")
+    _text: str | None = PrivateAttr(None)
+    _overrides: tuple[str, ...] = PrivateAttr(())
+
+    @property
+    def source(self) -> str:
+        """The file this protocol was read from (``protocol`` for one built in Python)."""
+        return self._source
+
+    @property
+    def text(self) -> str | None:
+        """The protocol file's text as read, or None for one built in Python."""
+        return self._text
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """Every override applied to the file's text, as ``FIELD=VALUE`` (value as YAML), in order."""
+        return self._overrides
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: Overrides | None = None) -> Protocol:
+        """Read and validate a protocol file, with ``overrides`` applied before validation.
+
+        ``overrides``: ``{"train.epochs": 3, "method": "bp-dd"}`` or ``["train.epochs=3"]``.
+
+        Raises:
+            ConfigError: as :func:`load_protocol`.
+        """
+        return load_protocol(path, assignments(overrides))[0]
+
+    def with_overrides(self, overrides: Overrides) -> Protocol:
+        """A new protocol: this one with ``overrides`` applied, validated as a whole again.
+
+        Raises:
+            ConfigError: a field that does not validate, naming this protocol's source and the field.
+        """
+        more = assignments(overrides)
+        protocol = parse_protocol(self.model_dump(mode="json"), self._source, more)
+        protocol._source, protocol._text, protocol._overrides = self._source, self._text, self._overrides + more
+        return protocol
 
 
 #: What :func:`memory_estimate` assumes of a data set: (height, width), train and test samples.
@@ -342,6 +394,32 @@ def apply_override(document: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = value
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar or array as the Python value JSON writes."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as a protocol value")
+
+
+def assignments(overrides: Overrides | None) -> tuple[str, ...]:
+    """Overrides as ``FIELD=VALUE`` assignments (what ``--set`` takes).
+
+    A mapping's values are written as JSON (which YAML reads back as the same value), so
+    ``{"train.lr": 0.01, "data.resize": [8, 8]}`` gives ``train.lr=0.01`` and
+    ``data.resize=[8, 8]``; a string is one assignment; a sequence of strings is kept.
+    """
+    if overrides is None:
+        return ()
+    if isinstance(overrides, str):
+        return (overrides,)
+    if isinstance(overrides, Mapping):
+        try:
+            return tuple(f"{key}={json.dumps(value, default=_plain)}" for key, value in overrides.items())
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), "overrides") from None
+    return tuple(overrides)
+
+
 def parse_protocol(document: Any, source: str, overrides: Sequence[str] = ()) -> Protocol:
     """Validate a parsed YAML document (plus overrides) as a :class:`Protocol`.
 
@@ -392,4 +470,5 @@ def load_protocol(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Prot
     if empty:
         raise ConfigError("the protocol is empty: it sets no section, so it would train on the defaults; "
                           "start from protocols/quickstart.yaml", str(path))
+    protocol._source, protocol._text, protocol._overrides = str(path), text, tuple(overrides)
     return protocol, text
