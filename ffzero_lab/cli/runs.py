@@ -89,7 +89,8 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="csv (a folder), npz or netcdf.")],
         output: Annotated[
             Optional[Path],
-            typer.Option("--output", "-o", help="Where [default: run-<id>/, run-<id>.npz, run-<id>.nc]."),
+            typer.Option("--output", "-o",
+                         help="Where [default: <runs dir>/exports/run-<id>/, run-<id>.npz, run-<id>.nc]."),
         ] = None,
         runs_dir: RunsDir = None,
     ) -> None:

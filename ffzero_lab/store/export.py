@@ -13,14 +13,16 @@ fits them:
   readings (``samples/<layer>/<version>``, ``parameters/<layer>/<version>``,
   ``readings/<layer>/<version>``), every stored array (``arrays/prototypes/0`` ...) and the run's
   row as a JSON string (``metadata``). It loads with ``numpy.load(path)`` (no pickle).
-* ``netcdf``: one NetCDF-3 file (64-bit offsets; ``xarray.open_dataset(path)``) with
-  dimensions ``steps``, ``epochs`` and ``measurements`` and their columns as variables
-  (``steps_loss`` ...), the stored arrays as variables (``prototypes_0``, ``device_0_bs_error``:
-  '/' becomes '_', axes ``<name>_dim<i>``) and the run's row as global attributes (None left out).
-  Time columns carry CF units (seconds since 1970). No raw readings (use ``npz``). NetCDF-3 has
-  no 64-bit integers: integers are int32 where they fit, else float64. A table without rows has
-  no dimension and no variables; an array of a type NetCDF-3 lacks (complex, text) or with an
-  empty axis is left out.
+* ``netcdf``: one NetCDF-4 file (written by xarray through h5netcdf; ``xarray.open_dataset(path)``)
+  holding the run as :func:`ffzero_lab.store.dataset.run_dataset` builds it: coordinates
+  ``layer``, ``epoch``, ``step``, ``port``, ``class``, ``parameter``; per-epoch and per-step
+  variables on ``(layer, epoch)`` and ``(layer, step)``; the stored arrays stacked over ``layer``
+  (``prototypes(layer, class, port)``, ``parameters(layer, parameter)`` ...); CF ``units`` and
+  ``long_name`` on every variable, times as seconds since 1970 (UTC); the run's row as global
+  attributes. No raw readings (use ``npz``).
+
+By default an export goes to ``<runs dir>/exports/`` (``run-<id>/``, ``run-<id>.npz``,
+``run-<id>.nc``), beside the store it came from, never into the working directory.
 
 A missing value (a NULL in the store) is NaN in arrays and an empty cell in CSV.
 """
@@ -53,9 +55,8 @@ MEASUREMENT_SCALARS = ("layer", "version", "direction_seed", "direction_draw", "
 MEASUREMENT_COLUMNS = (*MEASUREMENT_SCALARS, "samples", "readings_shape")
 #: Scalar columns of the checkpoint (its ``theta`` and optimiser state are arrays).
 CHECKPOINT_COLUMNS = ("layer", "epoch", "step", "version", "evaluations")
-#: Columns holding unix times in seconds (NetCDF gives them CF units).
-TIME_COLUMNS = ("time", "t_start", "t_end")
-_INT32 = np.iinfo(np.int32)
+#: The folder of the runs dir that exports go to by default.
+EXPORTS = "exports"
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,9 @@ def columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, N
     return out
 
 
-def default_output(run_id: int, fmt: str) -> Path:
-    """``run-<id>`` (a folder) for csv, ``run-<id>.npz`` or ``run-<id>.nc`` otherwise."""
-    return Path(f"run-{run_id}{FORMATS[fmt]}")
+def default_output(store: RunStore, run_id: int, fmt: str) -> Path:
+    """``<runs dir>/exports/run-<id>`` (a folder) for csv, ``.../run-<id>.npz`` or ``.../run-<id>.nc``."""
+    return store.path.parent / EXPORTS / f"run-{run_id}{FORMATS[fmt]}"
 
 
 def export_run(store: RunStore, run_id: int, fmt: str, output: Path | None = None) -> Path:
@@ -134,7 +135,12 @@ def export_run(store: RunStore, run_id: int, fmt: str, output: Path | None = Non
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", "--format")
-    path = output if output is not None else default_output(run_id, fmt)
+    path = output if output is not None else default_output(store, run_id, fmt)
+    if output is None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot write the export: {exc.strerror or exc}", str(path.parent)) from None
     if fmt != "csv" and path.is_dir():
         raise UserError("is a folder; name a file", str(path))
     if fmt == "csv" and path.exists() and not path.is_dir():
@@ -248,78 +254,13 @@ def _write_npz(store: RunStore, run_id: int, path: Path) -> None:
 
 
 # -- netcdf ------------------------------------------------------------------------------
-def netcdf_name(name: str) -> str:
-    """A stored array's name as a NetCDF variable name: ``device/0/bs_error`` -> ``device_0_bs_error``."""
-    return name.replace("/", "_")
-
-
-def netcdf_array(array: NDArray[np.generic]) -> NDArray[np.generic] | None:
-    """``array`` in a type NetCDF-3 stores (int8/16/32, float32/64), or None if it has none.
-
-    Booleans become int8, unsigned and 64-bit integers int32 where every value fits, else
-    float64 (exact up to 2**53); float16 becomes float32.
-    """
-    a = np.asarray(array)
-    kind = a.dtype.kind
-    if kind == "b":
-        return a.astype(np.int8)
-    if kind in "iu":
-        if a.dtype in (np.int8, np.int16, np.int32):
-            return a
-        fits = a.size == 0 or (int(a.min()) >= _INT32.min and int(a.max()) <= _INT32.max)
-        return a.astype(np.int32 if fits else np.float64)
-    if kind == "f":
-        return a.astype(np.float32 if a.dtype.itemsize <= 4 else np.float64)
-    return None
-
-
-def _netcdf_attribute(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8")  # NetCDF-3 text is bytes; xarray decodes it as UTF-8
-    if isinstance(value, int):
-        return netcdf_array(np.asarray(value))
-    return np.float64(value)
-
-
 def _write_netcdf(store: RunStore, run_id: int, path: Path) -> None:
-    from scipy.io import netcdf_file  # lazy: scipy is slow to import
+    from ffzero_lab.store.dataset import run_dataset  # lazy: imports xarray
 
-    record, steps, epochs = _tables(store, run_id)
-    rows = [m.row for m in measurements(store, run_id, steps, arrays=False)]
-    tables = {"steps": columns(steps, STEP_COLUMNS), "epochs": columns(epochs, EPOCH_COLUMNS),
-              "measurements": columns(rows, MEASUREMENT_SCALARS)}
+    dataset = run_dataset(store, run_id)
     part = path.with_name(path.name + ".part")
     try:
-        with netcdf_file(part, "w", version=2) as nc:
-            for key, value in record.items():
-                if value is not None:
-                    setattr(nc, key, _netcdf_attribute(value))
-            for table, cols in tables.items():
-                for name, column in cols.items():
-                    _netcdf_variable(nc, f"{table}_{name}", column, (table,),
-                                     "seconds since 1970-01-01 00:00:00" if name in TIME_COLUMNS else None)
-            for name, array in _arrays(store, run_id):
-                var = netcdf_name(name)
-                dims = tuple(f"{var}_dim{i}" for i in range(array.ndim))
-                _netcdf_variable(nc, var, array, dims)
+        dataset.to_netcdf(part, engine="h5netcdf")
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
-
-
-def _netcdf_variable(nc: Any, name: str, array: NDArray[np.generic], dims: tuple[str, ...],
-                     units: str | None = None) -> None:
-    """Add a variable (and its dimensions not yet defined); one of a type NetCDF-3 lacks is left out."""
-    data = netcdf_array(array)
-    if data is None or 0 in data.shape:  # a zero length would declare an unlimited dimension
-        return
-    for dim, size in zip(dims, data.shape):
-        if dim not in nc.dimensions:
-            nc.createDimension(dim, size)
-    var = nc.createVariable(name, data.dtype, dims)
-    if data.ndim:
-        var[:] = data
-    else:
-        var.assignValue(data)
-    if units:
-        var.units = units

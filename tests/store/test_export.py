@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.io import netcdf_file
+import xarray as xr
 from typer.testing import CliRunner
 
 from ffzero_lab.cli.app import app
-from ffzero_lab.store.export import EPOCH_COLUMNS, STEP_COLUMNS, netcdf_array
+from ffzero_lab.store.export import EPOCH_COLUMNS, STEP_COLUMNS
 from ffzero_lab.store.plots import tap_summary
 from ffzero_lab.store.runstore import RunStore
 
@@ -99,17 +99,44 @@ def test_csv_folder_reads_back_with_the_csv_module(runs: Path, store: RunStore, 
         np.testing.assert_array_equal(arrays["parameters/0"], store.array(1, "parameters/0"))
 
 
-def test_netcdf_reads_back_with_scipy(runs: Path, store: RunStore, tmp_path: Path) -> None:
+def test_netcdf_reopens_with_xarray_with_coordinates_units_and_values(runs: Path, store: RunStore,
+                                                                      tmp_path: Path) -> None:
     path = export(runs, "1", "netcdf", tmp_path / "run.nc")
-    with netcdf_file(path, "r", mmap=False) as nc:
-        assert nc.uid.decode() == store.run_row(1)["uid"] and nc.status == b"complete"
-        assert json.loads(nc.protocol_json.decode()) == store.protocol(1)
-        assert nc.dimensions["steps"] == len(store.steps(1))
-        np.testing.assert_array_equal(nc.variables["steps_loss"][:], [s["loss"] for s in store.steps(1)])
-        np.testing.assert_array_equal(nc.variables["epochs_layer"][:], [e["layer"] for e in store.epochs(1)])
-        assert nc.variables["steps_time"].units == b"seconds since 1970-01-01 00:00:00"
-        np.testing.assert_array_equal(nc.variables["parameters_0"][:], store.array(1, "parameters/0"))
-        np.testing.assert_array_equal(nc.variables["device_1_bs_error"][:], store.array(1, "device/1/bs_error"))
+    steps, epochs = store.steps(1), store.epochs(1)
+    with xr.open_dataset(path) as ds:
+        assert ds.attrs["uid"] == store.run_row(1)["uid"] and ds.attrs["status"] == "complete"
+        assert json.loads(ds.attrs["protocol_json"]) == store.protocol(1)
+        assert ds.attrs["Conventions"] == "CF-1.8"
+        assert {"layer", "epoch", "step", "port", "class", "parameter"} <= set(ds.coords)
+        assert ds["layer"].values.tolist() == [0, 1] and ds["epoch"].values.tolist() == [0]
+        assert ds.sizes == {**ds.sizes, "step": 2, "port": 64, "class": 10, "parameter": 4096}
+        assert not [name for name in ds.variables if "_dim0" in name]  # every axis the quickstart has is named
+        assert ds["device_bs_error"].dims == ("layer", "mesh_column", "mzi")
+        for s in steps:
+            assert float(ds["loss"].sel(layer=s["layer"], step=s["version"])) == s["loss"]
+            assert float(ds["eps"].sel(layer=s["layer"], step=s["version"])) == 0.01
+        for e in epochs:
+            assert float(ds["epoch_test_accuracy"].sel(layer=e["layer"], epoch=e["epoch"])) == e["test_accuracy"]
+        np.testing.assert_array_equal(ds["parameters"].sel(layer=0), store.array(1, "parameters/0"))
+        np.testing.assert_array_equal(ds["prototypes"].sel(layer=1), store.array(1, "prototypes/1"))
+        np.testing.assert_array_equal(ds["device_bs_error"].sel(layer=1), store.array(1, "device/1/bs_error"))
+        assert ds["prototypes"].dims == ("layer", "class", "port")
+        assert ds["parameters"].attrs["units"] == "rad" and ds["eps"].attrs["units"] == "rad"
+        assert ds["evaluations_per_s"].attrs["units"] == "s-1" and ds["loss"].attrs["units"] == "1"
+        assert all("long_name" in ds[name].attrs for name in ds.data_vars)
+        # times: CF units on disk, datetime64 once decoded, the store's seconds to the microsecond
+        assert ds["step_time"].encoding["units"] == "seconds since 1970-01-01"
+        seconds = ds["step_time"].sel(layer=0, step=0).values.astype("datetime64[ns]").astype(np.int64) / 1e9
+        assert abs(seconds - steps[0]["time"]) < 1e-6
+    with xr.open_dataset(path, decode_times=False) as raw:
+        assert raw["step_time"].attrs["units"] == "seconds since 1970-01-01"
+
+
+def test_netcdf_of_a_bp_run_has_the_whole_network_as_layer_minus_one(runs: Path, tmp_path: Path) -> None:
+    with xr.open_dataset(export(runs, "3", "netcdf", tmp_path / "bp.nc")) as ds:
+        assert ds["layer"].values.tolist() == [-1, 0, 1]
+        assert np.isfinite(ds["loss"].sel(layer=-1)).all() and np.isnan(ds["loss"].sel(layer=0)).all()
+        assert np.isnan(ds["layer_test_accuracy"].sel(layer=0)) and np.isfinite(ds["layer_test_accuracy"].sel(layer=1))
 
 
 def test_a_run_without_measurements_exports(runs: Path, tmp_path: Path) -> None:
@@ -119,15 +146,18 @@ def test_a_run_without_measurements_exports(runs: Path, tmp_path: Path) -> None:
     with np.load(export(runs, "2", "npz", tmp_path / "run.npz")) as data:
         assert not [k for k in data.files if k.startswith(("readings/", "samples/"))]
         assert data["measurements/layer"].shape == (0,) and data["steps/loss"].size > 0
-    with netcdf_file(export(runs, "2", "netcdf", tmp_path / "run.nc"), "r", mmap=False) as nc:
-        assert "measurements" not in nc.dimensions and "steps_loss" in nc.variables
+    with xr.open_dataset(export(runs, "2", "netcdf", tmp_path / "run.nc")) as ds:
+        assert "eps" not in ds and "directions" not in ds and ds["loss"].notnull().all()
 
 
-def test_default_output_names(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("fmt", "name"), [("npz", "run-2.npz"), ("netcdf", "run-2.nc"), ("csv", "run-2")])
+def test_exports_go_beside_the_runs_dir_by_default(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   fmt: str, name: str) -> None:
     monkeypatch.chdir(tmp_path)
-    code, stdout, stderr = invoke("runs", "export", "2", "--format", "npz", "--runs-dir", str(runs))
+    code, stdout, stderr = invoke("runs", "export", "2", "--format", fmt, "--runs-dir", str(runs))
     assert code == 0, stderr
-    assert stdout.strip() == "run-2.npz" and (tmp_path / "run-2.npz").is_file()
+    assert Path(stdout.strip()) == runs / "exports" / name and (runs / "exports" / name).exists()
+    assert list(tmp_path.iterdir()) == []  # nothing in the working directory
 
 
 def test_plot_writes_pngs(runs: Path, tmp_path: Path) -> None:
@@ -169,10 +199,3 @@ def test_tap_summary_groups_unit_readings_by_class() -> None:
     assert np.isnan(labelled.cosine[2])
     predicted = tap_summary([(readings, None)], prototypes, centred=False)
     assert not predicted.by_label and predicted.counts.tolist() == [2, 4, 0]
-
-
-def test_netcdf_types() -> None:
-    assert netcdf_array(np.array([1, 2], dtype=np.int64)).dtype == np.int32
-    assert netcdf_array(np.array([2**40], dtype=np.int64)).dtype == np.float64
-    assert netcdf_array(np.array([True])).dtype == np.int8
-    assert netcdf_array(np.array([1j])) is None
