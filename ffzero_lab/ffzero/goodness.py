@@ -95,3 +95,17 @@ class TapGoodness:
     def __call__(self, taps: NDArray[np.floating]) -> NDArray[np.float64]:
         """The layer's goodness ``(..., P) -> (..., C)``: the mean over its channels."""
         return self.per_channel(taps).mean(axis=-2)
+
+    def view(self, tap: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """One reading as the prototypes see it, for display.
+
+        Args:
+            tap: ``(P,)`` one sample's tap readings.
+
+        Returns:
+            ``(D,)`` what the prototypes are compared with (the centred tap, or channel 0's
+            projection for a channel-wise layer) scaled to unit length, and ``(C,)`` the
+            reading's goodness ``cos(t, p_c)`` for every class (the mean over channels).
+        """
+        z = self.projected(tap)[0]
+        return z / max(float(np.linalg.norm(z)), _TINY), self(tap)

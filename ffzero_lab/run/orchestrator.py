@@ -15,8 +15,10 @@ readout cross-entropy with the same loop, optimiser and epochs.
 
 Inference is one forward pass: every layer votes, the majority wins, the last layer breaks
 ties. The orchestrator holds all run state; what it learns it reports as *documents*
-(``start``, ``step``, ``epoch``, ``stop``: JSON-able dicts; ``arrays``: named numpy arrays,
-for stores only) to the sinks it was given, which record, display or publish them.
+(``start``, ``step``, ``epoch``, ``stop``: JSON-able dicts; ``taps``: one sample's tap beside
+its prototype, for display; ``arrays``: named numpy arrays, for stores only) to the sinks it was
+given, which record, display or publish them (:mod:`ffzero_lab.live.documents` turns them into
+Bluesky documents).
 """
 
 from __future__ import annotations
@@ -280,6 +282,8 @@ class Orchestrator:
                 self._emit("step", {"layer": phase, "epoch": epoch, "step": step, "version": version,
                                     "loss": result.loss, "accuracy": result.accuracy, "lr": optimizer.lr,
                                     "evaluations": self.evaluations, "record": record})
+                if self.sinks and result.readings is not None:
+                    self._emit("taps", self._taps(phase, result.readings, batch[0]))
             first_step = 0
             elapsed = time.perf_counter() - started
             rate = (self.evaluations - evals_before) / max(elapsed, 1e-9)
@@ -292,6 +296,30 @@ class Orchestrator:
         trained = range(len(self.network)) if layer is None else [layer]
         self._emit("arrays", {"arrays": {f"parameters/{i}": self.network.layers[i].get_parameters()
                                          for i in trained}})
+
+    def _taps(self, phase: int, readings: NDArray[np.floating], sample: int) -> dict[str, Any]:
+        """The ``taps`` document of a step: the batch's first sample as its layer sees it.
+
+        Its reading is averaged over the step's 2K settings (DD: to first order in eps the tap
+        at the step's base parameters; AD: the one reading). FF methods: ``tap`` is what the
+        layer's prototypes are compared with, at unit length (``(D,)``), with ``goodness``
+        ``(C,)`` and, for classification, the ``label`` and its ``prototype`` ``(D,)``. BP
+        methods (``layer`` -1): the last layer's tap ``(P,)`` at unit length, and the label.
+        """
+        r = np.asarray(readings, dtype=np.float64)
+        tap = r[:, 0].mean(axis=0) if r.ndim == 3 else r[0]
+        label = self.y_train[sample]
+        doc: dict[str, Any] = {"layer": phase}
+        if phase < 0:
+            doc["tap"] = tap / max(float(np.linalg.norm(tap)), 1e-30)
+        else:
+            scored = self.goodness[phase]
+            doc["tap"], doc["goodness"] = scored.view(tap)
+            if np.ndim(label) == 0:
+                doc["prototype"] = scored.prototypes[int(label)]
+        if np.ndim(label) == 0:
+            doc["label"] = int(label)
+        return doc
 
     def evaluate(self) -> tuple[float, list[float | None]]:
         """Test score of the method's prediction, and of each layer's own (FF methods).
@@ -345,6 +373,7 @@ class Orchestrator:
             accuracy, per_layer = self.evaluate()
         except BaseException as exc:
             stop = {"exit_status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                    "aborted": isinstance(exc, KeyboardInterrupt),  # Ctrl-C or a signal (Interrupted)
                     "wall_s": time.perf_counter() - started, "evaluations": self.evaluations}
             self._emit_all("stop", stop)
             raise

@@ -29,6 +29,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_subscribed(address: str, timeout_s: float = 120.0) -> None:
+    """Wait until a subscriber process has connected to ``address`` (it starts slowly on a busy
+    machine, and a run waits 5 s at most): a stand-in publisher there sees its subscription, then
+    closes; the subscriber reconnects to the run's publisher by itself."""
+    ctx = zmq.Context()
+    probe = Publisher.bind(address, context=ctx)
+    try:
+        assert probe.wait_for_subscribers(1, timeout_s) == 1, "the subscriber never connected"
+    finally:
+        probe.socket.close(0)
+        ctx.term()
+
+
 def test_subscriber_process_receives_documents_in_order(tmp_path: Path) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
     out = tmp_path / "docs.jsonl"
@@ -36,6 +49,7 @@ def test_subscriber_process_receives_documents_in_order(tmp_path: Path) -> None:
         monitor = subprocess.Popen([sys.executable, "-m", "ffzero_lab", "monitor", address, "--jsonl",
                                     "--exit-on-stop", "--timeout", "60"], stdout=sink, stderr=subprocess.PIPE)
         try:
+            wait_until_subscribed(address)
             result = runner.invoke(app, ["dry-run", *QUICK, "--runs-dir", str(tmp_path / "runs"),
                                          "--publish", address, "--wait-subscribers", "1"])
             assert result.exit_code == 0, result.output
@@ -47,15 +61,15 @@ def test_subscriber_process_receives_documents_in_order(tmp_path: Path) -> None:
     docs = [json.loads(line) for line in out.read_text().splitlines()]
     names = [d["name"] for d in docs]
     assert names[0] == "start" and names[-1] == "stop"
-    assert names.count("descriptor") == 2 and names.count("start") == 1
+    assert names.count("descriptor") == 3 and names.count("start") == 1  # step, epoch, taps
     start, stop = docs[0]["doc"], docs[-1]["doc"]
-    assert stop["run_start"] == start["uid"] and stop["exit_status"] == "complete"
+    assert stop["run_start"] == start["uid"] and stop["exit_status"] == "success"
     descriptors = {d["doc"]["uid"]: d["doc"]["name"] for d in docs if d["name"] == "descriptor"}
     events = [d["doc"] for d in docs if d["name"] == "event"]
-    for stream in ("step", "epoch"):
+    for stream in ("step", "epoch", "taps"):
         seq = [e["seq_num"] for e in events if descriptors[e["descriptor"]] == stream]
         assert seq == list(range(1, len(seq) + 1))  # in order, none missing
-    assert stop["num_events"] == {"step": 2 * 2 * 4, "epoch": 2 * 2}  # 2 layers x 2 epochs x 4 steps
+    assert stop["num_events"] == {"step": 2 * 2 * 4, "epoch": 2 * 2, "taps": 2 * 2 * 4}  # 2 layers x 2 epochs x 4 steps
     epochs = [e["data"] for e in events if descriptors[e["descriptor"]] == "epoch"]
     assert [(e["layer"], e["epoch"]) for e in epochs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
@@ -77,7 +91,7 @@ def test_a_subscriber_that_never_reads_does_not_block_the_run(tmp_path: Path) ->
             publisher("step", {"run_uid": "r", "time": float(i), "layer": 0, "epoch": 0, "step": i, "version": i,
                                "loss": 0.1, "accuracy": 0.5, "lr": 0.01, "evaluations": i})
         assert time.monotonic() - started < 30  # it did not wait on the subscriber
-        assert publisher.dropped > 0 and publisher.sent + publisher.dropped == 20_000 + 2
+        assert publisher.dropped > 0 and publisher.sent + publisher.dropped == 20_000 + 2  # + start, descriptor
     finally:
         sub.close(0)
         publisher.socket.close(0)

@@ -108,7 +108,7 @@ def publish_with_junk(pub: Publisher) -> int:
         sent += 1
     pub("start", START)
     pub("step", STEP)
-    for message in junk(pub._descriptors["step"]):
+    for message in junk(pub.documents.descriptors["step"]):
         pub.socket.send_multipart(message)
         sent += 1
     pub("step", {**STEP, "step": 2, "evaluations": 80})
