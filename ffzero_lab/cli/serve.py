@@ -13,6 +13,7 @@ from ffzero_lab.cli.common import DataDir, err, fail, out, report
 from ffzero_lab.config.protocol import load_protocol
 from ffzero_lab.core.errors import UserError
 from ffzero_lab.data.datasets import resolve_data_dir
+from ffzero_lab.live.web import DEFAULT_WEB
 from ffzero_lab.rig.errors import InstrumentError
 from ffzero_lab.run.prepare import prepare
 from ffzero_lab.run.session import check_rig_setpoints, is_instruments_file, open_network
@@ -91,16 +92,36 @@ def monitor(
     timeout: Annotated[
         Optional[float], typer.Option("--timeout", help="Exit after this many seconds without a document.")
     ] = None,
+    web_address: Annotated[
+        Optional[str],
+        typer.Argument(metavar="HOST:PORT", show_default=False,
+                       help=f"With --web: where the page listens (default {DEFAULT_WEB}; PORT 0: any free port)."),
+    ] = None,
+    web: Annotated[bool, typer.Option("--web", help="Also serve a page of live curves in a browser.")] = False,
+    web_public: Annotated[
+        bool, typer.Option("--web-public", help="Let --web listen on an address that is not loopback (no login!).")
+    ] = False,
 ) -> None:
-    """Watch a run live: per-layer loss and accuracy, evaluations/s, device, ETA."""
+    """Watch a run live: per-layer loss and accuracy, evaluations/s, device, ETA; --web: curves in a browser."""
     from ffzero_lab.live.monitor import watch  # lazy: imports zmq
 
+    server = None
     try:
-        watch(address, sys.stdout if jsonl else None, exit_on_stop, timeout)
+        if web_address is not None and not web:
+            raise UserError(f"{web_address!r} after ADDRESS is where --web listens: add --web", "monitor")
+        if web:
+            from ffzero_lab.live.web import WebMonitor, parse_web_address
+
+            server = WebMonitor(*parse_web_address(web_address or DEFAULT_WEB, web_public)).start()
+            err.print(f"monitor: live page at {server.url}", highlight=False, soft_wrap=True)
+        watch(address, sys.stdout if jsonl else None, exit_on_stop, timeout, web=server)
     except UserError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=0) from None
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def register(app: typer.Typer) -> None:

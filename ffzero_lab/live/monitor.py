@@ -1,8 +1,9 @@
 """``ffzero-lab monitor ADDRESS``: watch a run live from another process or machine.
 
-Subscribes to a run's documents (see :mod:`ffzero_lab.live.publisher`) and shows a rich dashboard:
-per-layer loss and accuracy, evaluations per second, the device, progress and ETA. With
-``--jsonl`` it prints every document as one JSON line instead (for scripts and tests).
+Subscribes to a run's Bluesky documents (see :mod:`ffzero_lab.live.publisher`) and shows a rich
+dashboard: per-layer loss and accuracy, evaluations per second, the device, progress and ETA. With
+``--jsonl`` it prints every document as one JSON line instead (for scripts and tests); with
+``--web`` it also serves a page of live curves (:mod:`ffzero_lab.live.web`).
 
 Anyone can send to the socket a run publishes on, so every message is checked before it is
 used (three frames, a known document name, a JSON object with the fields the dashboard reads,
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from ffzero_lab.core.errors import UserError
 from ffzero_lab.live.publisher import TOPIC
+from ffzero_lab.live.web import WebMonitor
 
 Count = Annotated[int, Field(ge=0, le=10**12)]
 
@@ -48,6 +50,7 @@ class _Protocol(_Doc):
 
 class _Start(_Doc):
     uid: str
+    run_uid: str | None = None  # the run's own uid (a resumed run's Bluesky start has a new uid)
     time: float
     protocol: _Protocol
     layers: list[Any]
@@ -83,6 +86,16 @@ class _EpochData(_EventData):
     evaluations_per_s: float | None = None
 
 
+Values = Annotated[list[float], Field(max_length=1 << 20)]
+
+
+class _TapsData(_EventData):
+    tap: Values
+    prototype: Values | None = None
+    goodness: Values | None = None
+    label: int | None = None
+
+
 class _Stop(_Doc):
     exit_status: str
     test_accuracy: float | None = None
@@ -90,7 +103,7 @@ class _Stop(_Doc):
 
 
 DOCUMENTS: dict[str, type[_Doc]] = {"start": _Start, "descriptor": _Descriptor, "event": _Event, "stop": _Stop}
-STREAM_DATA: dict[str, type[_EventData]] = {"step": _StepData, "epoch": _EpochData}
+STREAM_DATA: dict[str, type[_EventData]] = {"step": _StepData, "epoch": _EpochData, "taps": _TapsData}
 
 
 class Malformed(ValueError):
@@ -187,7 +200,8 @@ class Dashboard:
         eta = elapsed / self.steps_done * (total - self.steps_done) if self.steps_done else None
         status = self.stop.exit_status if self.stop else "running"
         device = self.start.device or {}
-        head = (f"run [bold]{_text(self.start.uid[:8])}[/] {_text(p.name or '')}  method {_text(p.method)}  "
+        uid = self.start.run_uid or self.start.uid
+        head = (f"run [bold]{_text(uid[:8])}[/] {_text(p.name or '')}  method {_text(p.method)}  "
                 f"device {_text(device.get('driver'))} {_text(device.get('settings') or '')}  "
                 f"status [bold]{_text(status)}[/]\n"
                 f"step {self.steps_done:,}/{total:,}  evaluations {self.evaluations:,}  "
@@ -234,12 +248,13 @@ def subscribe(address: str, context: zmq.Context | None = None) -> zmq.Socket:
 
 
 def watch(address: str, jsonl: TextIO | None, exit_on_stop: bool, timeout_s: float | None,
-          errors: TextIO | None = None) -> Dashboard:
+          errors: TextIO | None = None, web: WebMonitor | None = None) -> Dashboard:
     """Receive documents until a stop (if ``exit_on_stop``) or ``timeout_s`` without any.
 
     With ``jsonl`` every document is written there as ``{"name": ..., "doc": ...}`` and, if any
     message was ignored as malformed, a last line saying how many goes to ``errors`` (stderr);
-    otherwise a live dashboard is drawn, which shows the count.
+    otherwise a live dashboard is drawn, which shows the count. With ``web`` (started by the
+    caller) every accepted document and the count also go to its page.
     """
     sock = subscribe(address)
     board = Dashboard()
@@ -262,7 +277,11 @@ def watch(address: str, jsonl: TextIO | None, exit_on_stop: bool, timeout_s: flo
                 board.malformed += 1
                 if live:
                     live.update(board.render())
+                if web:
+                    web.feed.count_ignored(board.malformed)
                 continue
+            if web:
+                web.feed.add(name, doc)
             if jsonl:
                 jsonl.write(json.dumps({"name": name, "doc": doc}) + "\n")
                 jsonl.flush()
