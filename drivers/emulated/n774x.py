@@ -35,6 +35,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from .instrument import EmulationContext
+
 #: Ports by model.
 PORTS = {"N7744A": 4, "N7745A": 8}
 #: Samples per port one logging run buffers.
@@ -58,6 +60,14 @@ def float32_block(values: NDArray[np.float64]) -> bytes:
     data = np.asarray(values, dtype="<f4").tobytes()
     length = str(len(data))
     return f"#{len(length)}{length}".encode("ascii") + data + b"\n"
+
+
+def emulate(context: EmulationContext) -> "N774xEmulator":
+    """The emulator of a Keysight N774x power meter of an emulated rig (entry point
+    ``keysight-n774x`` of ``ffzero_lab.emulated_instruments``), reading the chip's powers."""
+    model = context.model or "N7744A"
+    ports = PORTS[model]
+    return N774xEmulator(lambda samples: context.read_power_W(ports, samples), model)
 
 
 class N774xEmulator:

@@ -13,11 +13,23 @@ import re
 import numpy as np
 from numpy.typing import NDArray
 
+from .instrument import EmulationContext
+
 _SET = re.compile(r"^(VVEC|VMAX|IMAX|V|I)(\d+)=(.+)$")
 _GET = re.compile(r"^(VMAX|IMAX|V|I)(\d+)\?$")
 
 #: Full scale by model: (V, mA).
 FULL_SCALE = {"Q8iv": (12.0, 24.0), "Q8b": (12.0, 83.333)}
+
+
+def emulate(context: EmulationContext) -> "QontrolEmulator":
+    """The emulator of a Qontrol heater instrument of an emulated rig (entry point ``qontrol`` of
+    ``ffzero_lab.emulated_instruments``): whole Q8 modules of 8 channels, the channels in use
+    with the file's heater resistances, the rest with 1 kohm."""
+    resistance = context.resistance_ohm()
+    modules = -(-resistance.size // 8)
+    resistance = np.concatenate([resistance, np.full(8 * modules - resistance.size, 1e3)])
+    return QontrolEmulator(resistance, context.model or "Q8iv")
 
 
 class QontrolEmulator:

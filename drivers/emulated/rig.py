@@ -19,25 +19,18 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ffzero_lab.core.errors import ConfigError, validation_error
-from ffzero_lab.rig import RigConfig, load_rig
+from ffzero_lab.rig import RigConfig, find_emulator, import_object, load_rig, resolve_driver_class
 
 from .chip import ChipSettings, EmulatedChip
-from .n774x import PORTS, N774xEmulator
-from .qontrol import QontrolEmulator
+from .instrument import EmulatedInstrument, EmulationContext
 from .server import Fault, LineServer
-
-#: Which emulator plays which driver.
-EMULATED_DRIVERS = {
-    "drivers.instruments.qontrol:Qontrol": "qontrol",
-    "drivers.instruments.keysight_n774x:KeysightN774x": "n774x",
-}
 
 
 class FaultConfig(BaseModel):
@@ -61,8 +54,12 @@ class ServedInstrument(BaseModel):
 
     latency_s: float = Field(0.0, ge=0, description="Delay before every reply, s.")
     faults: list[FaultConfig] = Field(default_factory=list)
-    model: Literal["Q8iv", "Q8b", "N7744A", "N7745A"] | None = Field(
-        None, description="Emulated model (default Q8iv for a Qontrol, N7744A for an N774x).")
+    model: str | None = Field(
+        None, description="Emulated model, as its emulator knows it (Q8iv or Q8b for a Qontrol, default Q8iv; "
+        "N7744A or N7745A for an N774x, default N7744A).")
+    emulator: str | None = Field(
+        None, description="Emulator factory as 'module:function'; default: the entry point of "
+        "'ffzero_lab.emulated_instruments' named as the instrument's driver.")
 
 
 class EmulatedRigConfig(BaseModel):
@@ -89,7 +86,7 @@ class EmulatedRig:
         self.config, self.rig = config, rig
         self.chip = EmulatedChip(rig, config.chip)
         self.lock = threading.Lock()
-        self.heaters: dict[str, QontrolEmulator] = {}
+        self.heaters: dict[str, Any] = {}  # heater instrument -> its emulator (volts, version)
         self.servers: dict[str, LineServer] = {}
         for name in rig.instruments:
             served = config.instruments.get(name, ServedInstrument())
@@ -118,21 +115,21 @@ class EmulatedRig:
         return cls(config, rig, any_port)
 
     def _emulator(self, name: str, served: ServedInstrument) -> Any:
-        inst = self.rig.instruments[name]
-        kind = EMULATED_DRIVERS.get(inst.driver)
-        if kind is None:
-            raise ConfigError(f"no emulator for driver {inst.driver!r}", "emulated rig", f"instruments.{name}")
-        if kind == "qontrol":
-            resistance = np.array([lim.resistance_ohm for lim in self.rig.heater_channel_limits(name)])
-            modules = -(-resistance.size // 8)  # whole Q8 modules
-            resistance = np.concatenate([resistance, np.full(8 * modules - resistance.size, 1e3)])
-            emulator = QontrolEmulator(resistance, served.model or "Q8iv")
+        """Instrument ``name``'s emulator, its handler serialised with the rest of the rig."""
+        inst, where = self.rig.instruments[name], f"instruments.{name}"
+        if served.emulator is not None:
+            factory = import_object(served.emulator, "emulated rig", f"{where}.emulator")
+        else:
+            factory = find_emulator(inst.driver, "emulated rig", f"{where}.driver")
+        context = EmulationContext(name, self.rig, served.model,
+                                   lambda ports, samples: self._read(name, ports, samples))
+        try:
+            emulator: EmulatedInstrument = factory(context)
+        except (KeyError, ValueError) as exc:  # e.g. a model the emulator does not know
+            raise ConfigError(f"cannot emulate {inst.driver!r}: {exc}", "emulated rig", where) from None
+        if resolve_driver_class(inst.driver, "emulated rig", f"{where}.driver").kind == "heater":
             self.heaters[name] = emulator
-            return self._locked(emulator.handle)
-        model = served.model or "N7744A"
-        ports = PORTS[model]
-        meter = N774xEmulator(lambda samples: self._read(name, ports, samples), model)
-        return self._locked(meter.handle)
+        return self._locked(emulator.handle)
 
     def _locked(self, handle: Any) -> Any:
         def locked(line: str) -> list[bytes]:

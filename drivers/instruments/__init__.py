@@ -8,6 +8,8 @@ through a pyvisa resource.
 
 Shared pieces: :mod:`.base` (named VISA I/O, errors), :mod:`.limits` (pure checks on heater
 writes: limits, power budget, write order), :mod:`.heater` (the heater-driver base class),
-:mod:`.meter` (the power-meter base class), :mod:`.phase` (phase -> voltage).
-Instruments are named in ``instruments.yaml`` as ``drivers.instruments.<module>:<Class>``.
+:mod:`.meter` (the power-meter base class), :mod:`.transcript` (command transcripts for a
+driver's tests). Instruments are named in ``instruments.yaml`` by their entry points in the group
+``ffzero_lab.instruments`` (``qontrol``, ``keithley2600``, ``keysight-n774x``, ``thorlabs-pm100``)
+or as ``drivers.instruments.<module>:<Class>``; docs/drivers.md shows how to write one.
 """

@@ -9,7 +9,9 @@ A driver is an object with
 
 Labs add their own by declaring an entry point in the group ``ffzero_lab.devices`` or by
 naming ``package.module:attribute`` in the protocol; this package never imports a driver
-module by name.
+module by name. Instrument drivers (``ffzero_lab.instruments``), their emulators
+(``ffzero_lab.emulated_instruments``) and rig generators (``ffzero_lab.rig_generators``) are
+found the same way (:func:`load_named`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.core.network import Network
 
 DEVICE_GROUP = "ffzero_lab.devices"
+#: Instrument driver classes, named by ``instruments.<name>.driver`` of ``instruments.yaml``.
+INSTRUMENT_GROUP = "ffzero_lab.instruments"
+#: Emulators of instruments, one per instrument driver and named as its entry point in
+#: :data:`INSTRUMENT_GROUP` (``ffzero-lab instruments emulate``).
+EMULATED_INSTRUMENT_GROUP = "ffzero_lab.emulated_instruments"
 #: Writers of emulated rigs (``instruments emulated-rig --generator``).
 RIG_GENERATOR_GROUP = "ffzero_lab.rig_generators"
 
@@ -42,9 +49,14 @@ class DeviceDriver(Protocol):
         ...
 
 
-def available_drivers() -> list[str]:
-    """Names of the installed device entry points."""
-    return sorted(ep.name for ep in entry_points(group=DEVICE_GROUP))
+def available_drivers(group: str = DEVICE_GROUP) -> list[str]:
+    """Names of the installed entry points of ``group`` (device drivers by default)."""
+    return sorted(ep.name for ep in entry_points(group=group))
+
+
+def entry_point_names(group: str, value: str) -> list[str]:
+    """Names of the entry points of ``group`` that point at ``value`` (``module:attribute``)."""
+    return sorted(ep.name for ep in entry_points(group=group) if ep.value.replace(" ", "") == value)
 
 
 def import_object(dotted: str, source: str, field: str) -> Any:

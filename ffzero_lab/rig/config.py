@@ -101,8 +101,9 @@ class InstrumentConfig(_Strict):
         description="VISA resource string, e.g. 'ASRL/dev/ttyUSB0::INSTR' or 'TCPIP::10.0.0.5::inst0::INSTR'."
     )
     driver: str = Field(
-        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="Driver class as 'module:Class', e.g. 'drivers.instruments.qontrol:Qontrol'.",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$|^[A-Za-z0-9][\w.-]*$",
+        description="Driver: an entry point of 'ffzero_lab.instruments' (e.g. 'qontrol') or a class as "
+        "'module:Class' (e.g. 'drivers.instruments.qontrol:Qontrol').",
     )
     timeout_ms: int = Field(2000, ge=1, description="How long to wait for a reply, ms.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Driver settings; validated by the driver.")

@@ -9,6 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel
 
 from ffzero_lab.config.registry import (
+    EMULATED_INSTRUMENT_GROUP,
+    INSTRUMENT_GROUP,
+    available_drivers,
+    entry_point_names,
+    load_named,
+)
+from ffzero_lab.config.registry import (
     import_object as import_object,  # re-exported: instrument drivers are named the same way
 )
 from ffzero_lab.core.errors import ConfigError
@@ -134,16 +141,40 @@ class LoggingPowerMeter(PowerMeterInstrument, Protocol):
 
 
 def resolve_driver_class(dotted: str, source: str = "instruments", field: str = "driver") -> type[InstrumentDriver]:
-    """Import ``module:Class`` and check that it is an instrument driver.
+    """The driver class ``dotted`` names: an entry point of the group ``ffzero_lab.instruments``
+    (an installed package's driver, e.g. ``qontrol``) or ``module:Class``; checked to be an
+    instrument driver.
 
     Raises:
-        ConfigError: naming ``source`` and ``field`` when it cannot be imported or is no driver.
+        ConfigError: naming ``source`` and ``field`` when it cannot be found or is no driver.
     """
-    driver = import_object(dotted, source, field)
+    driver = load_named(dotted, INSTRUMENT_GROUP, source, field, "instrument driver")
     missing = [a for a in ("kind", "settings_model", "from_config", "identify") if not hasattr(driver, a)]
     if missing:
         raise ConfigError(f"{dotted!r} is not an instrument driver (no {', '.join(missing)})", source, field)
     return driver
+
+
+def find_emulator(driver: str, source: str = "emulated rig", field: str = "driver") -> Any:
+    """The emulator factory of instrument driver ``driver`` (an entry point name or ``module:Class``):
+    the entry point of the group ``ffzero_lab.emulated_instruments`` named as the driver's entry
+    point in ``ffzero_lab.instruments``.
+
+    Raises:
+        ConfigError: naming ``source`` and ``field`` when no installed emulator plays the driver.
+    """
+    if ":" in driver:
+        cls = resolve_driver_class(driver, source, field)
+        names = entry_point_names(INSTRUMENT_GROUP, driver)
+        names += entry_point_names(INSTRUMENT_GROUP, f"{cls.__module__}:{cls.__qualname__}")
+    else:
+        names = [driver]
+    installed = available_drivers(EMULATED_INSTRUMENT_GROUP)
+    for name in names:
+        if name in installed:
+            return load_named(name, EMULATED_INSTRUMENT_GROUP, source, field, "emulator")
+    raise ConfigError(f"no emulator plays driver {driver!r} (installed emulators: {', '.join(installed) or 'none'}; "
+                      "or give 'emulator: module:function' for it in the emulated rig file)", source, field)
 
 
 def limit_problems(name: str, inst: InstrumentConfig, identity: InstrumentIdentity, ports_used: set[int]) -> list[str]:

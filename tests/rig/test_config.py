@@ -101,7 +101,7 @@ def test_the_example_rig_loads() -> None:
         (("layers.0.detectors.0.channel", 1), "layers[0].detectors[0].channel: unknown field"),
         (("power_budget_W", 0), "rig.yaml: power_budget_W: Input should be greater than 0 (got 0)"),
         (("power_budget_W", ...), "rig.yaml: power_budget_W: Field required"),
-        (("instruments.q8.driver", "qontrol"), "rig.yaml: instruments.q8.driver: String should match pattern"),
+        (("instruments.q8.driver", "no such:driver"), "rig.yaml: instruments.q8.driver: String should match pattern"),
         (
             ("instruments.q8.channels.default.resistance_ohm", ...),
             "instruments.q8.channels.default.resistance_ohm: Field required",

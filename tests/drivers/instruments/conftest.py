@@ -13,9 +13,8 @@ import pyvisa
 
 from drivers.instruments.heater import HeaterDriver
 from drivers.instruments.limits import HeaterLimits
+from drivers.instruments.transcript import Recorder
 from ffzero_lab.rig import PowerBudget
-
-from .transcript import Recorder
 
 SIMS = Path(__file__).resolve().parent / "sims"
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from drivers.instruments.qontrol import Qontrol, QontrolError
+from drivers.instruments.transcript import ExpectedProtocol
 from ffzero_lab.rig import LimitError, PowerBudget, PowerBudgetError
 
 from .conftest import heater_limits
-from .transcript import ExpectedProtocol
 
 
 def state(volts: list[str]) -> list:

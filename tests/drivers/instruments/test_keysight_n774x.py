@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from drivers.instruments.keysight_n774x import KeysightN774x, N774xSettings
+from drivers.instruments.transcript import TIMEOUT, ExpectedProtocol, float32_block
 from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.rig import InstrumentError, LimitError
-
-from .transcript import TIMEOUT, ExpectedProtocol, float32_block
 
 IDN = ("*IDN?", "Keysight Technologies,N7744A,MY00000001,1.2.3")
 NO_ERROR = (":SYST:ERR?", '+0,"No error"')

@@ -10,10 +10,10 @@ import pytest
 import pyvisa
 
 from drivers.instruments.qontrol import Qontrol, QontrolError
+from drivers.instruments.transcript import Recorder
 from ffzero_lab.rig import InstrumentError, LimitError, PowerBudgetError
 
 from .conftest import heater_on_sim
-from .transcript import Recorder
 
 ZEROS = [("nchan?", "8"), ("Vall?", "0.0000")] + [(None, "0.0000")] * 7
 

@@ -1,4 +1,5 @@
-"""Command transcripts at the pyvisa resource edge, as PyMeasure's ``expected_protocol``.
+"""Command transcripts at the pyvisa resource edge, as PyMeasure's ``expected_protocol``: the
+test of an instrument driver without its instrument (docs/drivers.md shows one).
 
 * :class:`Recorder` wraps a real (pyvisa-sim) resource and logs ``(sent, received)`` pairs.
 * :class:`ExpectedProtocol` is a fake resource that plays a transcript: every call must send the
