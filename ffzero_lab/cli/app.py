@@ -19,9 +19,10 @@ from typing import Annotated
 import typer
 
 from ffzero_lab.cli import calibrate, runs, serve, sweep, train
+from ffzero_lab.cli.common import command_group
 from ffzero_lab.cli.instruments import instruments_app
 
-app = typer.Typer(
+app = command_group(
     name="ffzero-lab",
     help="Hardware-in-the-loop FFzero training of physical neural networks.",
     no_args_is_help=True,

@@ -6,15 +6,17 @@ A user error is one line on stderr and exit code 2 (:func:`fail`); a traceback m
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, get_args, get_origin
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup, TyperOption
 
 from ffzero_lab.core.errors import UserError
 
@@ -29,6 +31,68 @@ def software_version() -> str:
         return version("ffzero-lab")
     except PackageNotFoundError:
         return "unknown"
+
+
+def software_commit() -> str | None:
+    """The git commit of ffzero-lab's source tree, ``+dirty`` when tracked files differ from it;
+    None when ffzero-lab does not run from a git checkout (an installed wheel) or git is missing."""
+    tree = Path(__file__).resolve().parents[2]
+    if not (tree / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        status = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if status.returncode == 0 and status.stdout.strip() else "")
+
+
+#: Metavars by annotation, as click writes them.
+_METAVARS: dict[Any, str] = {Path: "PATH", int: "INTEGER", float: "FLOAT", str: "TEXT", bool: "BOOLEAN"}
+
+
+def plain_metavar(param: Any) -> str | None:
+    """A click-style metavar (``PATH``, ``INTEGER``, ``[a|b]``) for an option of typer's that has
+    none: from its annotation (typer >= 0.29), else from its click-style type's name."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None:
+        name = getattr(getattr(param, "type", None), "name", None)
+        return name.upper() if isinstance(name, str) and name else None
+    choices = getattr(descriptor, "choices", None)
+    if choices:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
+    annotation = descriptor.annotation
+    if get_origin(annotation) is list:
+        annotation = get_args(annotation)[0]
+    return _METAVARS.get(annotation, str(getattr(annotation, "__name__", annotation)).upper())
+
+
+class PlainHelpGroup(TyperGroup):
+    """typer's command group whose commands' options show plain metavars in ``--help``
+    (``--runs-dir DIR``, ``--points INTEGER``) instead of typer's ``<path>``, ``<int range>``; a
+    flag shows none. An option's own ``metavar=`` is kept."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self)
+
+
+def _plain_metavars(command: Any) -> None:
+    for param in getattr(command, "params", []):
+        if param.metavar is None and not getattr(param, "is_flag", False) and isinstance(param, TyperOption):
+            param.metavar = plain_metavar(param)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
+def command_group(**kwargs: Any) -> typer.Typer:
+    """A typer app (or command group) for ``ffzero-lab``: plain help text (no rich markup, so a
+    literal ``[`` stays and ``[default: ...]`` shows), plain metavars (:class:`PlainHelpGroup`)."""
+    return typer.Typer(cls=PlainHelpGroup, rich_markup_mode=None, **kwargs)
 
 
 def fail(exc: UserError) -> typer.Exit:
@@ -56,26 +120,31 @@ def when(ts: float | None) -> str:
 
 
 RunsDir = Annotated[
-    Optional[Path], typer.Option("--runs-dir", help="Run store folder [default: $FFZERO_RUNS_DIR or ./runs].")
+    Optional[Path],
+    typer.Option("--runs-dir", metavar="DIR", help="Run store folder.", show_default="$FFZERO_RUNS_DIR or ./runs"),
 ]
 RunRef = Annotated[str, typer.Argument(help="Run number or uid prefix.")]
 ProtocolArg = Annotated[Path, typer.Argument(help="Protocol YAML file.")]
 Sets = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Override a field, e.g. --set train.epochs=3 (repeatable).")
+    Optional[list[str]],
+    typer.Option("--set", metavar="FIELD=VALUE", help="Override a field, e.g. --set train.epochs=3 (repeatable)."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary as the last line of stdout.")]
 DataDir = Annotated[
-    Optional[Path], typer.Option("--data-dir", help="Folder with IDX data sets [default: $FFZERO_DATA_DIR].")
+    Optional[Path],
+    typer.Option("--data-dir", metavar="DIR", help="Folder with IDX data sets.", show_default="$FFZERO_DATA_DIR"),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 Publish = Annotated[
     Optional[str],
-    typer.Option("--publish", help="Publish the run's documents on a ZMQ PUB socket, e.g. tcp://127.0.0.1:5577."),
+    typer.Option("--publish", metavar="ADDRESS",
+                 help="Publish the run's documents on a ZMQ PUB socket, e.g. tcp://127.0.0.1:5577."),
 ]
 WaitSubscribers = Annotated[
     int, typer.Option("--wait-subscribers", help="With --publish: wait (5 s at most) for this many monitors first.")
 ]
 Keys = Annotated[
-    Optional[Path], typer.Option("--keys", help="With --rig: folder with client.key_secret and server.key.")
+    Optional[Path],
+    typer.Option("--keys", metavar="DIR", help="With --rig: folder with client.key_secret and server.key."),
 ]
-Instruments = Annotated[Path, typer.Option("--instruments", "-i", help="The rig's instruments file.")]
+Instruments = Annotated[Path, typer.Option("--instruments", "-i", metavar="FILE", help="The rig's instruments file.")]

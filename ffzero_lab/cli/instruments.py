@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ffzero_lab.cli.common import command_group
 from ffzero_lab.core.errors import ConfigError, UserError
 from ffzero_lab.rig.config import RigConfig
 from ffzero_lab.rig.connect import open_instrument, resource_manager
@@ -32,12 +33,14 @@ from ffzero_lab.rig.driver import import_object, limit_problems
 from ffzero_lab.rig.errors import InstrumentError
 from ffzero_lab.rig.loader import load_rig, rig_schema
 
-instruments_app = typer.Typer(help="The rig's instruments (instruments.yaml).", no_args_is_help=True)
+instruments_app = command_group(help="The rig's instruments (instruments.yaml).", no_args_is_help=True)
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-InstrumentsFile = Annotated[Path, typer.Option("--instruments", "-i", help="The rig's instruments file.")]
+InstrumentsFile = Annotated[
+    Path, typer.Option("--instruments", "-i", metavar="FILE", help="The rig's instruments file.")
+]
 
 
 def _fail(message: object) -> typer.Exit:

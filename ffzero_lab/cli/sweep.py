@@ -7,12 +7,13 @@ The work is in :mod:`ffzero_lab.sweep.grid` (file, grid, store, tables), :mod:`f
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ffzero_lab.cli.common import DataDir, Json, Quiet, err, fail, out
+from ffzero_lab.cli.common import DataDir, Json, Quiet, Sets, err, fail, out
 from ffzero_lab.core.errors import UserError
 
 
@@ -26,11 +27,15 @@ def register(app: typer.Typer) -> None:
             Optional[str], typer.Option("--scheduler", help="Use the Dask cluster of this scheduler, e.g. tcp://host:8786.")
         ] = None,
         workers: Annotated[
-            Optional[int], typer.Option("--workers", "-n", help="Local worker processes [default: CPU count].")
+            Optional[int],
+            typer.Option("--workers", "-n", help="Local worker processes.", show_default="CPU count"),
         ] = None,
         output: Annotated[
-            Optional[Path], typer.Option("--output", "-o", help="Results folder [default: sweeps/<sweep file name>].")
+            Optional[Path],
+            typer.Option("--output", "-o", metavar="DIR", help="Results folder.",
+                         show_default="sweeps/<sweep file name>"),
         ] = None,
+        set_: Sets = None,
         data_dir: DataDir = None,
         quiet: Quiet = False,
         as_json: Json = False,
@@ -56,7 +61,7 @@ def register(app: typer.Typer) -> None:
         try:
             if n_workers < 1:
                 raise UserError("need at least 1 worker", "--workers")
-            spec = load_sweep(sweep_file)
+            spec = load_sweep(sweep_file, set_ or [])
             cells = expand(spec)
             store = ResultStore(output if output is not None else Path("sweeps") / sweep_file.stem)
             write_manifest(spec, cells, store.folder)
@@ -85,6 +90,11 @@ def register(app: typer.Typer) -> None:
                             progress.console.print(f"[red]failed[/] {cell.label}: {record['error']}",
                                                    highlight=False, soft_wrap=True)
                         progress.update(task, advance=1, note=f"{failed} failed" if failed else "")
+                        if not quiet and not err.is_terminal:  # a log file: a plain line per cell
+                            done = int(progress.tasks[0].completed)
+                            err.print(f"{datetime.now():%Y-%m-%d %H:%M:%S} cell {done}/{len(todo.todo)} "
+                                      f"{cell.label}: {record['status']}", highlight=False, markup=False,
+                                      soft_wrap=True)
 
                     run_cells(client, todo.todo, store, str(data_dir) if data_dir else None, on_record)
             except UserError as exc:

@@ -127,13 +127,16 @@ class Sweep:
         path: the sweep file.
         spec: its validated content.
         base: the base protocol file (resolved against the sweep file's folder).
-        fixed: the fixed overrides as ``FIELD=VALUE`` strings.
+        fixed: the fixed overrides as ``FIELD=VALUE`` strings: the file's ``set``, then the
+            command line's ``--set`` (which win over the file's).
+        command_line: the ``--set`` overrides among them.
     """
 
     path: Path
     spec: SweepFile
     base: Path
     fixed: tuple[str, ...]
+    command_line: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -144,11 +147,16 @@ class Sweep:
         return self.spec.grid
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path, sets: Sequence[str] = ()) -> Sweep:
     """Read and validate a sweep file (not yet its cells: see :func:`expand`).
 
+    Args:
+        path: the sweep file.
+        sets: ``FIELD=VALUE`` overrides of every cell (``sweep --set``), after the file's ``set``.
+
     Raises:
-        ConfigError: missing file, bad YAML, or a field that does not validate, naming the file.
+        ConfigError: missing file, bad YAML, or a field that does not validate, naming the file;
+            a ``--set`` that is no ``FIELD=VALUE`` or names a grid axis, naming ``--set``.
     """
     path = Path(path)
     document = load_yaml(path, str(path), "sweep file")  # at most 16 MiB, UTF-8, no key twice, a mapping
@@ -164,7 +172,13 @@ def load_sweep(path: str | Path) -> Sweep:
         fixed = tuple(override(k, v) for k, v in spec.set.items())
     else:
         fixed = tuple(spec.set)
-    return Sweep(path, spec, path.parent / spec.protocol, fixed)
+    for item in sets:
+        key, equals, _ = item.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"expected FIELD=VALUE, got {item!r}", "--set")
+        if key.strip() in spec.grid:
+            raise ConfigError(f"{key.strip()} is a grid axis of {path}; it cannot also be fixed", "--set")
+    return Sweep(path, spec, path.parent / spec.protocol, fixed + tuple(sets), tuple(sets))
 
 
 @dataclass(frozen=True)
@@ -242,7 +256,7 @@ def expand(sweep: Sweep) -> list[Cell]:
             protocol, _ = load_protocol(sweep.base, overrides)
             check_device(protocol, str(sweep.base))
         except UserError as exc:
-            raise _blame(exc, str(sweep.path), axes, fixed_keys, label) from None
+            raise _blame(exc, str(sweep.path), axes, fixed_keys, label, sweep.command_line) from None
         cell = Cell(index, values, overrides, protocol, protocol_key(protocol))
         if cell.key in seen:
             raise ConfigError(f"cells {seen[cell.key]} and {label} train the same protocol", str(sweep.path), "grid")
@@ -251,8 +265,9 @@ def expand(sweep: Sweep) -> list[Cell]:
     return cells
 
 
-def _blame(exc: UserError, source: str, axes: Sequence[str], fixed: Sequence[str], label: str) -> UserError:
-    """Point a cell's error at the grid axis or fixed override it comes from, if it does."""
+def _blame(exc: UserError, source: str, axes: Sequence[str], fixed: Sequence[str], label: str,
+           command_line: Sequence[str] = ()) -> UserError:
+    """Point a cell's error at the grid axis, ``--set`` or fixed override it comes from, if it does."""
     field = exc.field or ""
 
     def under(key: str) -> bool:
@@ -260,6 +275,8 @@ def _blame(exc: UserError, source: str, axes: Sequence[str], fixed: Sequence[str
 
     if any(under(a) for a in axes):
         return ConfigError(exc.message, source, f"grid cell {label}: {field}")
+    if any(under(item.partition("=")[0].strip()) for item in command_line):
+        return ConfigError(exc.message, "--set", field)
     if any(under(k) for k in fixed):
         return ConfigError(exc.message, source, f"set.{field}")
     return exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -150,6 +151,32 @@ def test_cli_rejects_a_bad_cell_in_one_line_before_anything_runs(tmp_path: Path)
     assert not out.exists()
     result = runner.invoke(app, ["sweep", str(path), "--workers", "0", "--output", str(out)])
     assert result.exit_code == 2 and result.stderr.strip() == "error: --workers: need at least 1 worker"
+
+
+def test_set_on_the_command_line_overrides_every_cell_after_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, FAST + "grid: {seed: [0, 1]}\n")
+    plain = expand(load_sweep(path))
+    cells = expand(load_sweep(path, ["train.epochs=3", "train.lr=0.05"]))
+    assert [c.protocol.train.epochs for c in cells] == [3, 3]  # the file said 1
+    assert [c.protocol.train.lr for c in cells] == [0.05, 0.05]
+    assert cells[0].overrides[-3:] == ("train.epochs=3", "train.lr=0.05", "seed=0")
+    assert {c.key for c in cells}.isdisjoint(c.key for c in plain)  # stored apart from the plain sweep's
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [(["seed=3"], "error: --set: seed is a grid axis of"),
+     (["train.epochs"], "error: --set: expected FIELD=VALUE, got 'train.epochs'"),
+     (["train.epochs=0"], "error: --set: train.epochs: Input should be greater than or equal to 1")],
+)
+def test_cli_bad_set_is_one_line(tmp_path: Path, sets: list[str], expected: str) -> None:
+    path = write(tmp_path, FAST + "grid: {seed: [0, 1]}\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["sweep", str(path), "--output", str(out), "-q",
+                                 *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(expected), result.stderr
+    assert not out.exists()
 
 
 # --- store, table, figures (no Dask) -------------------------------------------------------------
@@ -301,6 +328,8 @@ def test_tiny_sweep_on_the_cli_writes_csv_markdown_png_and_skips_finished_cells(
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["cells"] == 4 and summary["ran"] == 4 and summary["skipped"] == 0 and summary["failed"] == 0
     assert "skipped 0 finished, 4 to run on the cluster at tcp://127.0.0.1" in result.stderr
+    # stderr is no terminal here: a plain timestamped line per finished cell
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d cell 4/4 [^\n]+: complete$", result.stderr, re.M)
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [(r["method"], r["network.layers"], r["status"]) for r in rows] == [
         ("ff-dd", "1", "complete"), ("ff-dd", "2", "complete"), ("bp-dd", "1", "complete"), ("bp-dd", "2", "complete")]
