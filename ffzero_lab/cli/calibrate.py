@@ -7,6 +7,7 @@ and exit code 2; the heaters are left at their safe values on any exit. The work
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -27,9 +28,17 @@ def calibrate(
     ] = Path("instruments.yaml"),
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Calibration file to write [default: the one instruments.yaml names]."),
+        typer.Option("--output", "-o", metavar="FILE", help="Calibration file to write.",
+                     show_default="the one instruments.yaml names"),
     ] = None,
-    plots: Annotated[Optional[Path], typer.Option("--plots", help="Folder for one PNG per channel's fit.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the calibration file if it exists.")] = False,
+    timestamped: Annotated[
+        bool, typer.Option("--timestamped", help="Write a new file beside it, named with the time: "
+                           "calibration-20261208-143000.yaml (then name it in instruments.yaml).")
+    ] = False,
+    plots: Annotated[
+        Optional[Path], typer.Option("--plots", metavar="DIR", help="Folder for one PNG per channel's fit.")
+    ] = None,
     points: Annotated[int, typer.Option("--points", help="Voltages per sweep, evenly spaced in V^2.", min=6)] = 24,
     starts: Annotated[
         int,
@@ -37,7 +46,11 @@ def calibrate(
     ] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the fit's random starts.")] = 0,
 ) -> None:
-    """Sweep every heater channel of the rig's meshes, fit phi = phi0 + k V^2 and write the calibration file."""
+    """Sweep every heater channel of the rig's meshes, fit phi = phi0 + k V^2 and write the calibration file.
+
+    An existing calibration file is never overwritten without --force (runs record the file
+    they used and its SHA-256); --timestamped writes a new one beside it instead.
+    """
     from ffzero_lab.calibration.procedure import run_calibration
 
     source = str(instruments)
@@ -50,6 +63,7 @@ def calibrate(
             raise ConfigError(
                 "name the calibration file: --output FILE, or 'calibration' in the file", source, "calibration"
             )
+        target = calibration_target(Path(target), force, timestamped)
     except UserError as exc:
         raise fail(exc) from None
     try:
@@ -72,3 +86,22 @@ def calibrate(
         plot_sweeps(result.sweeps, plots)
     out.print(result.table(), highlight=False)
     out.print(f"wrote {target}" + (f"; plots in {plots}" if plots else ""), highlight=False)
+    if target != (output or rig.calibration):
+        out.print(f"to train with it, name it in {source}: calibration: {target.name}", highlight=False)
+
+
+def calibration_target(path: Path, force: bool, timestamped: bool) -> Path:
+    """The file ``calibrate`` writes: ``path``; with ``timestamped`` a new file beside it named
+    with the local time (``<stem>-YYYYmmdd-HHMMSS<suffix>``).
+
+    Raises:
+        UserError: the file exists and neither ``force`` nor ``timestamped`` is given (a
+            calibration that runs were trained with is a record, not a scratch file).
+    """
+    if timestamped:
+        path = path.with_name(f"{path.stem}-{datetime.now():%Y%m%d-%H%M%S}{path.suffix}")
+    if path.exists() and not force:
+        raise UserError("exists; runs record which calibration they used, so it is not overwritten: give "
+                        "--force to overwrite it, --timestamped to write a new file beside it, or --output FILE",
+                        str(path))
+    return path

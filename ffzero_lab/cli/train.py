@@ -31,6 +31,7 @@ from ffzero_lab.cli.common import (
     interrupted,
     out,
     report,
+    software_commit,
     software_version,
 )
 from ffzero_lab.config.protocol import Protocol, load_protocol, parse_protocol
@@ -38,7 +39,7 @@ from ffzero_lab.core.contract import ParameterRangeError
 from ffzero_lab.core.errors import UserError
 from ffzero_lab.core.network import Network
 from ffzero_lab.data.datasets import resolve_data_dir
-from ffzero_lab.live.progress import ProgressSink
+from ffzero_lab.live.progress import progress_sink
 from ffzero_lab.rig.errors import InstrumentError
 from ffzero_lab.run.orchestrator import Orchestrator, Resume
 from ffzero_lab.run.prepare import Prepared, prepare, restore_parameters
@@ -62,7 +63,7 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
             raise fail(exc) from None
         sinks.append(publisher)
     if not quiet:
-        sinks.append(ProgressSink(err))
+        sinks.append(progress_sink(err))
     orchestrator = Orchestrator(proto, prepared.network, prepared.dataset, sinks, prepared.seeds, resume, run_uid)
     try:
         result = orchestrator.run()
@@ -123,7 +124,8 @@ def dry_run(
         prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir))
         folder = resolve_runs_dir(runs_dir)
         RunStore(folder).close()  # creates the store if need be
-        sink = StoreSink(folder, "dry-run", text, str(protocol), software_version())  # fails here if unwritable
+        sink = StoreSink(folder, "dry-run", text, str(protocol), software_version(), overrides=set_,
+                         git_commit=software_commit())  # fails here if unwritable
     except UserError as exc:
         raise fail(exc) from None
     _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers)
@@ -231,7 +233,8 @@ def run(
             prepared = prepare(proto, str(protocol), resolve_data_dir(data_dir), network)
             if instruments is not None:
                 check_rig_setpoints(network, instruments, proto, prepared, str(protocol))
-            sink = StoreSink(folder, "run", text, str(protocol), software_version())
+            sink = StoreSink(folder, "run", text, str(protocol), software_version(), overrides=set_,
+                             git_commit=software_commit())
             _execute(proto, prepared, sink, as_json, quiet, publish, wait_subscribers)
     except (UserError, InstrumentError) as exc:
         raise fail(exc) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,8 @@ class HardwareNetwork(Network):
         self.rig, self.specs, self.config = rig, specs, config
         self.description = {"instruments": rig.source, "rig": config.name,
                             "calibration": None if config.calibration is None else str(config.calibration),
+                            "calibration_sha256": file_sha256(config.calibration),
+                            "identities": {name: identity.identity for name, identity in rig.identities.items()},
                             "layers": [spec.name for spec in specs]}
 
     def layer_inputs(self, layer: int, inputs: NDArray[np.generic], chunk: int = 4096) -> NDArray[np.generic]:
@@ -66,6 +69,16 @@ class HardwareNetwork(Network):
     def close(self) -> None:
         """Close the instruments (call after :meth:`safe_state`)."""
         self.rig.close()
+
+
+def file_sha256(path: Path | None) -> str | None:
+    """The SHA-256 of a file's bytes (hex), None for no file or one that cannot be read."""
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def load_specs(path: str | Path) -> tuple[RigConfig, list[LayerSpec]]:

@@ -29,7 +29,7 @@ from ffzero_lab.core.waits import wait_s
 from ffzero_lab.rig.budget import PowerBudget, power_falls
 from ffzero_lab.rig.config import PortRef, RigConfig
 from ffzero_lab.rig.connect import open_instrument, resource_manager
-from ffzero_lab.rig.driver import limit_problems
+from ffzero_lab.rig.driver import InstrumentIdentity, limit_problems
 from ffzero_lab.rig.errors import InstrumentError
 from ffzero_lab.rig.spec import group_by_instrument
 
@@ -74,6 +74,8 @@ class RigIO:
         self.counters = RigCounters()
         self.rm: pyvisa.ResourceManager = resource_manager(rig, source)
         self.drivers: dict[str, Any] = {}
+        #: instrument -> what it said it is when opened (``identify()``), recorded with a run
+        self.identities: dict[str, InstrumentIdentity] = {}
         #: one budget for every heater driver, so each driver's own check counts the whole rig
         self.budget = PowerBudget(rig.power_budget_W)
         self.heaters = [n for n, inst in rig.instruments.items() if inst.channels is not None]
@@ -117,8 +119,8 @@ class RigIO:
         driver = open_instrument(self.rig, name, self.rm, self.source, self.budget)
         if check:
             try:
-                problems = limit_problems(name, self.rig.instruments[name], driver.identify(),
-                                          self.rig.ports_used(name))
+                identity = self.identities[name] = driver.identify()
+                problems = limit_problems(name, self.rig.instruments[name], identity, self.rig.ports_used(name))
             except BaseException:
                 driver.close()
                 raise

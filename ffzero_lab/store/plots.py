@@ -1,6 +1,8 @@
 """Figures of one recorded run (``ffzero-lab plot``), drawn with matplotlib's Agg backend (no display).
 
-Three PNG files, ``run-<id>-<what>.png``:
+Three files, ``run-<id>-<what>.<png|svg|pdf>``, each titled with the run, its protocol's name,
+method and training settings (:func:`run_title`: ``K`` directions and ``eps`` for the
+directional-derivative methods, ``lr``):
 
 * ``loss``: every step's loss (thin line) and each epoch's mean step loss (dots, at the
   epoch's last step) against the step number within each layer's training (the step's
@@ -247,29 +249,54 @@ def taps_figure(summaries: Sequence[TapSummary], title: str) -> Any:
     return fig
 
 
-def write_plots(store: RunStore, run_id: int, folder: Path, data_dir: Path | None = None) -> list[Path]:
-    """Write ``run-<id>-loss.png``, ``-accuracy.png`` and (FF runs with readings) ``-taps.png``.
+#: File formats :func:`write_plots` writes (matplotlib's Agg, SVG and PDF backends).
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def run_title(run_id: int, protocol: dict[str, Any]) -> str:
+    """``run 3 quickstart: ff-dd, K=10, eps=0.1, lr=0.007``: the run and what it trained with
+    (``K`` perturbation directions and ``eps`` (rad) only for a directional-derivative method)."""
+    train = protocol.get("train") or {}
+    method = protocol.get("method") or "?"
+    settings = [method]
+    if method.endswith("-dd"):
+        settings += [f"K={train.get('directions', '?')}", f"eps={train.get('eps', '?'):g}"
+                     if isinstance(train.get("eps"), int | float) else "eps=?"]
+    if isinstance(train.get("lr"), int | float):
+        settings.append(f"lr={train['lr']:g}")
+    name = protocol.get("name")
+    return f"run {run_id}{' ' + name if name else ''}: {', '.join(settings)}"
+
+
+def write_plots(store: RunStore, run_id: int, folder: Path, data_dir: Path | None = None, fmt: str = "png",
+                dpi: int = 120) -> list[Path]:
+    """Write ``run-<id>-loss.<fmt>``, ``-accuracy.<fmt>`` and (FF runs with readings) ``-taps.<fmt>``.
 
     Args:
         data_dir: where the run's data set is, for the labels of the taps plot (digits need none).
+        fmt: ``png``, ``svg`` or ``pdf``.
+        dpi: dots per inch of a PNG (and of the images inside an SVG or PDF).
 
     Returns:
         The paths written.
 
     Raises:
+        ValueError: ``fmt`` is not one of :data:`PLOT_FORMATS`.
         OSError: the folder cannot be made or written.
     """
+    if fmt not in PLOT_FORMATS:
+        raise ValueError(f"format {fmt!r}: one of {', '.join(PLOT_FORMATS)}")
     steps, epochs = store.steps(run_id), store.epochs(run_id)
-    name = store.run_row(run_id)["name"] or ""
-    figures = {"loss": loss_figure(steps, epochs, f"run {run_id} {name}: loss"),
-               "accuracy": accuracy_figure(epochs, f"run {run_id} {name}: test accuracy per epoch")}
+    title = run_title(run_id, store.protocol(run_id))
+    figures = {"loss": loss_figure(steps, epochs, f"{title}\nloss"),
+               "accuracy": accuracy_figure(epochs, f"{title}\ntest accuracy per epoch")}
     summaries = tap_summaries(store, run_id, data_dir)
     if summaries:
-        figures["taps"] = taps_figure(summaries, f"run {run_id} {name}: tap readings against prototypes")
+        figures["taps"] = taps_figure(summaries, f"{title}\ntap readings against prototypes")
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for what, fig in figures.items():
-        path = folder / f"run-{run_id}-{what}.png"
-        fig.savefig(path, dpi=120)
+        path = folder / f"run-{run_id}-{what}.{fmt}"
+        fig.savefig(path, dpi=dpi, format=fmt)
         paths.append(path)
     return paths

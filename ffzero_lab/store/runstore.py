@@ -77,9 +77,18 @@ class RunSummary:
     layer_accuracy: list[float | None] | None
     evaluations: int | None
     wall_s: float | None
+    device: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def device_name(device: dict[str, Any] | None) -> str | None:
+    """What a run trained on, from its ``device_json``: the rig's name, else the device driver,
+    else the instruments file."""
+    if not isinstance(device, dict):
+        return None
+    return device.get("rig") or device.get("driver") or device.get("instruments")
 
 
 @dataclass(frozen=True)
@@ -150,11 +159,12 @@ class RunStore:
     def list_runs(self) -> list[RunSummary]:
         rows = self.db.execute(
             "SELECT id, uid, name, kind, method, exit_status, host, pid, started_at, stopped_at, resumes, "
-            "test_accuracy, layer_accuracy, evaluations, wall_s FROM runs ORDER BY id"
+            "test_accuracy, layer_accuracy, evaluations, wall_s, device_json FROM runs ORDER BY id"
         ).fetchall()
         return [
             RunSummary(r[0], r[1], r[2], r[3], r[4], self._status(r[5], r[6], r[7]), r[8], r[9], r[10], r[11],
-                       json.loads(r[12]) if r[12] else None, r[13], r[14])
+                       json.loads(r[12]) if r[12] else None, r[13], r[14],
+                       device_name(json.loads(r[15]) if r[15] else None))
             for r in rows
         ]
 
@@ -272,16 +282,21 @@ class StoreSink:
         protocol_yaml, protocol_path: the protocol file's text and path.
         software_version: ffzero-lab's version.
         resume_run: the number of a run being resumed (its row is reused).
+        overrides: the ``--set`` overrides applied to the protocol file, ``FIELD=VALUE``.
+        git_commit: the commit of ffzero-lab's source tree (``+dirty`` with local changes), if any.
     """
 
     def __init__(self, runs_dir: str | Path, kind: str, protocol_yaml: str | None, protocol_path: str | None,
-                 software_version: str, resume_run: int | None = None, depth: int = 256) -> None:
+                 software_version: str, resume_run: int | None = None, depth: int = 256,
+                 overrides: list[str] | None = None, git_commit: str | None = None) -> None:
         runs_dir = Path(runs_dir)
         self.path = runs_dir / DB_NAME
         self.kind = kind
         self.protocol_yaml = protocol_yaml
         self.protocol_path = protocol_path
         self.software_version = software_version
+        self.overrides = list(overrides or [])
+        self.git_commit = git_commit
         self.run_id: int | None = resume_run
         self._check(runs_dir)
         self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=depth)
@@ -398,11 +413,12 @@ class StoreSink:
             if self.run_id is None:
                 cur = db.execute(
                     "INSERT INTO runs(uid, name, kind, method, protocol_path, protocol_yaml, protocol_json, "
-                    "device_json, software_version, host, pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "device_json, overrides_json, software_version, git_commit, host, pid, started_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (doc["run_uid"], doc["protocol"].get("name"), self.kind, doc["protocol"].get("method"),
                      self.protocol_path, self.protocol_yaml, json.dumps(doc["protocol"]),
-                     json.dumps(doc.get("device")), self.software_version, socket.gethostname(), os.getpid(),
-                     doc["time"]),
+                     json.dumps(doc.get("device")), json.dumps(self.overrides), self.software_version,
+                     self.git_commit, socket.gethostname(), os.getpid(), doc["time"]),
                 )
                 self.run_id = int(cur.lastrowid)
             else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS runs (
     protocol_yaml TEXT,
     protocol_json TEXT NOT NULL,
     device_json TEXT,
+    overrides_json TEXT,
     software_version TEXT NOT NULL,
+    git_commit TEXT,
     host TEXT NOT NULL,
     pid INTEGER NOT NULL,
     started_at REAL NOT NULL,
@@ -151,8 +153,17 @@ def _upgrade_2_to_3(db: sqlite3.Connection) -> None:
     _add_columns(db, "steps", {"accuracy": "REAL"})
 
 
+def _upgrade_3_to_4(db: sqlite3.Connection) -> None:
+    """Schema 4 records where a run came from: ``runs.overrides_json`` (the ``--set`` overrides
+    as given) and ``runs.git_commit`` (the commit of ffzero-lab's source tree); empty for the
+    runs before."""
+    _add_columns(db, "runs", {"overrides_json": "TEXT", "git_commit": "TEXT"})
+
+
 #: ``n -> step`` upgrading a file of schema n to n + 1.
-UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
+UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4,
+}
 
 
 def schema_version(db: sqlite3.Connection) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,9 +101,37 @@ def test_a_sinusoid_fit_ignores_a_few_bad_readings() -> None:
     assert np.angle(fit.coefficient[0]) == pytest.approx(1.0, abs=5e-3)
 
 
+def test_calibrate_never_overwrites_a_calibration_without_force(emulated: EmulatedRig, tmp_path: Path) -> None:
+    instruments = live_instruments_file(emulated, tmp_path)
+    before = (tmp_path / "calibration.yaml").read_text()
+    result = CliRunner().invoke(app, ["calibrate", "--instruments", str(instruments)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: {tmp_path / 'calibration.yaml'}: exists; runs record which calibration "
+                                     "they used, so it is not overwritten: give --force to overwrite it, "
+                                     "--timestamped to write a new file beside it, or --output FILE")
+    assert (tmp_path / "calibration.yaml").read_text() == before
+    assert emulated.servers["heaters"].commands == 0  # refused before any instrument was opened
+
+
+def test_calibrate_timestamped_writes_a_new_file_beside_the_named_one(
+    start_rig: Callable[..., EmulatedRig], tmp_path: Path
+) -> None:
+    emulated = start_rig(chip={"noise": 1e-3, "seed": 5})
+    instruments = live_instruments_file(emulated, tmp_path)
+    before = (tmp_path / "calibration.yaml").read_text()
+    result = CliRunner().invoke(app, ["calibrate", "--instruments", str(instruments), "--timestamped",
+                                      "--points", "8", "--starts", "1"])
+    assert result.exit_code == 0, result.stderr
+    (new,) = tmp_path.glob("calibration-*.yaml")
+    assert re.fullmatch(r"calibration-\d{8}-\d{6}\.yaml", new.name)
+    assert load_calibration(new).channels["heaters"]
+    assert (tmp_path / "calibration.yaml").read_text() == before
+    assert f"name it in {instruments}: calibration: {new.name}" in result.stdout
+
+
 def test_calibrate_refuses_sweeps_over_the_power_budget(emulated: EmulatedRig, tmp_path: Path) -> None:
     instruments = live_instruments_file(emulated, tmp_path, power_budget_W=0.1)
-    result = CliRunner().invoke(app, ["calibrate", "--instruments", str(instruments)])
+    result = CliRunner().invoke(app, ["calibrate", "--instruments", str(instruments), "--force"])
     assert result.exit_code == 2
     assert "power_budget_W: layers[0]'s calibration sweeps may draw 0." in result.stderr
     assert not (tmp_path / "calibration.yaml").read_text().count("residual")  # the file was not rewritten

@@ -101,6 +101,16 @@ def test_a_schema_2_store_without_the_metric_column_gains_it(tmp_path: Path) -> 
     assert _version(folder) == SCHEMA_VERSION
 
 
+def test_a_store_from_before_schema_4_shows_what_it_did_not_record(tmp_path: Path) -> None:
+    folder = _old_store(tmp_path / "runs", SCHEMA_1)
+    result = CliRunner().invoke(app, ["runs", "show", "1", "--runs-dir", str(folder)])
+    assert result.exit_code == 0, result.stderr
+    assert "protocol not recorded  overrides not recorded" in result.stdout
+    assert "software ffzero-lab 0.0.1  git not recorded" in result.stdout
+    columns = {row[1] for row in sqlite3.connect(folder / DB_NAME).execute("PRAGMA table_info(runs)")}
+    assert {"overrides_json", "git_commit"} <= columns
+
+
 def test_a_newer_store_is_refused_in_one_line_and_left_as_it_is(tmp_path: Path) -> None:
     folder = _old_store(tmp_path / "runs", SCHEMA_1.replace("('schema_version', '1')", "('schema_version', '99')"))
     with pytest.raises(UserError, match="schema 99, written by a newer ffzero-lab"):
