@@ -15,8 +15,10 @@ Drivers (``drivers/``) import this module; this package never imports a driver b
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -57,6 +59,16 @@ class ParameterBounds:
     def __len__(self) -> int:
         return int(self.lower.shape[0])
 
+    @cached_property
+    def _one_periodic_interval(self) -> tuple[float, float] | None:
+        """``(lower, upper)`` when every parameter is periodic on that one interval, else None."""
+        if len(self) == 0 or not self.periodic.all():
+            return None
+        lower, upper = float(self.lower[0]), float(self.upper[0])
+        if np.all(self.lower == lower) and np.all(self.upper == upper):
+            return lower, upper
+        return None
+
     def name(self, index: int) -> str:
         """Human-readable name of parameter ``index``."""
         return self.names[index] if self.names is not None else f"parameter[{index}]"
@@ -74,13 +86,24 @@ class ParameterBounds:
             ParameterRangeError: a non-periodic value lies outside its bounds, or any value
                 is not finite. The message names the first offending parameter.
         """
-        values = np.asarray(values, dtype=np.float64)
+        values = np.array(values, dtype=np.float64)  # a copy: the caller's array is never kept
         if values.shape[-1] != len(self):
             raise ParameterRangeError(f"expected {len(self)} parameters, got {values.shape[-1]}")
-        bad_finite = ~np.isfinite(values)
-        if bad_finite.any():
-            index = int(np.argwhere(bad_finite)[0][-1])
+        if values.size == 0:
+            return values
+        low, high = float(values.min()), float(values.max())  # two reductions tell finite and in range
+        if not (math.isfinite(low) and math.isfinite(high)):
+            index = int(np.argwhere(~np.isfinite(values))[0][-1])
             raise ParameterRangeError(f"{self.name(index)} is not finite")
+        interval = self._one_periodic_interval
+        if interval is not None:  # phases: wrap only what lies outside, no np.mod over every value
+            lower, upper = interval
+            if low < lower or high >= upper:
+                outside = (values < lower) | (values >= upper)
+                wrapped = lower + np.mod(values[outside] - lower, upper - lower)
+                wrapped[wrapped >= upper] = lower  # np.mod(-1e-17, 2 pi) rounds to 2 pi: half-open
+                values[outside] = wrapped
+            return values
         out = values
         if self.periodic.any():
             lower = np.where(self.periodic, self.lower, 0.0)
