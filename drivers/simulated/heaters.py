@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.signal
-import scipy.sparse
 from numpy.typing import NDArray
 
 from ffzero_lab.photonics.heaters import PhaseLaws
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 TWO_PI = 2 * np.pi
 
@@ -120,6 +122,8 @@ def settle(targets: NDArray[np.floating], previous: NDArray[np.floating], factor
     targets = np.asarray(targets, dtype=np.float64)
     if factor == 0.0:
         return targets
+    import scipy.signal  # lazy: a quarter of a second, for the settling of non-ideal heaters only
+
     zi = (factor * np.asarray(previous, dtype=np.float64))[None, :]
     seen, _ = scipy.signal.lfilter([1.0 - factor], [1.0, -factor], targets, axis=0, zi=zi)
     return seen
@@ -138,6 +142,8 @@ def neighbour_coupling(positions: NDArray[np.integer], strength: float) -> scipy
     """
     if strength == 0.0:
         return None
+    import scipy.sparse  # lazy: only a chip with crosstalk needs it
+
     positions = np.asarray(positions)
     order = np.lexsort((positions[:, 2], positions[:, 1], positions[:, 0]))
     p = positions[order]

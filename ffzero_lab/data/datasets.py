@@ -7,6 +7,8 @@ from ``<data dir>/<set>/``.
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import os
 from pathlib import Path
 
@@ -40,17 +42,68 @@ def resolve_data_dir(option: str | Path | None) -> Path | None:
 
 
 def load_digits(test_fraction: float = 0.25) -> Dataset:
-    """scikit-learn's 8x8 digits (1797 samples, bundled), with a fixed stratified split."""
-    from sklearn.datasets import load_digits as sk_load_digits
-    from sklearn.model_selection import train_test_split
+    """scikit-learn's 8x8 digits (1797 samples, bundled), with a fixed stratified split.
 
-    bunch = sk_load_digits()
-    x = bunch.data.astype(np.float64) / 16.0
-    y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_fraction, random_state=0, stratify=y
-    )
-    return Dataset("digits", x_tr, y_tr, x_te, y_te, 10, (8, 8))
+    Read from the file scikit-learn ships and split as its ``train_test_split(..., random_state=0,
+    stratify=y)`` splits (:func:`stratified_split`, tested equal), without importing scikit-learn
+    (and scipy.stats with it: a second or more of start-up).
+    """
+    data = np.loadtxt(_sklearn_file("datasets/data/digits.csv.gz"), delimiter=",")
+    x = data[:, :-1] / 16.0
+    y = data[:, -1].astype(np.int64)
+    train, test = stratified_split(y, test_fraction, seed=0)
+    return Dataset("digits", x[train], y[train], x[test], y[test], 10, (8, 8))
+
+
+def _sklearn_file(relative: str) -> Path:
+    """A data file of the installed scikit-learn package (found without importing it)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the digits set ships with scikit-learn, which is not installed", "data.set")
+    return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
+def _approximate_mode(counts: NDArray[np.int64], draws: int, rng: np.random.RandomState) -> NDArray[np.int64]:
+    """Per-class draws closest to ``counts / counts.sum() * draws``, ties broken by ``rng``
+    (scikit-learn's ``_approximate_mode``)."""
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (where,) = np.where(remainder == value)
+            now = min(len(where), need)
+            floored[rng.choice(where, size=now, replace=False)] += 1
+            need -= now
+            if need == 0:
+                break
+    return floored.astype(int)
+
+
+def stratified_split(labels: NDArray[np.integer], test_fraction: float, seed: int
+                     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Train and test indices of a stratified shuffle split: the same indices as scikit-learn's
+    ``train_test_split(test_size=test_fraction, random_state=seed, stratify=labels)``.
+
+    ``ceil(test_fraction * n)`` test samples, each class in proportion; a legacy
+    ``RandomState(seed)`` draws the class shares' ties, each class's permutation, then both orders.
+    """
+    n = labels.shape[0]
+    n_test = math.ceil(test_fraction * n)
+    n_train = n - n_test
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(seed)
+    train_share = _approximate_mode(counts, n_train, rng)
+    test_share = _approximate_mode(counts - train_share, n_test, rng)
+    train: list[int] = []
+    test: list[int] = []
+    for c, indices in enumerate(members):
+        shuffled = indices.take(rng.permutation(counts[c]), mode="clip")
+        train.extend(shuffled[: train_share[c]])
+        test.extend(shuffled[train_share[c] : train_share[c] + test_share[c]])
+    return rng.permutation(train), rng.permutation(test)
 
 
 def _find(folder: Path, stem: str) -> Path | None:

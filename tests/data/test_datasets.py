@@ -13,6 +13,7 @@ from ffzero_lab.data.datasets import (
     load_digits,
     load_idx_set,
     resolve_data_dir,
+    stratified_split,
 )
 from ffzero_lab.data.idx import write_idx
 from ffzero_lab.ffzero.encoding import amplitude
@@ -24,6 +25,29 @@ def test_digits_fixed_split() -> None:
     np.testing.assert_array_equal(a.y_test, b.y_test)
     assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
     assert set(np.unique(a.y_train)) == set(range(10))
+
+
+def test_digits_are_scikit_learns_set_and_split_without_importing_it() -> None:
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from sklearn.model_selection import train_test_split
+
+    bunch = sklearn_datasets.load_digits()
+    x_tr, x_te, y_tr, y_te = train_test_split(bunch.data / 16.0, bunch.target, test_size=0.25, random_state=0,
+                                              stratify=bunch.target)
+    ours = load_digits()
+    for got, expected in ((ours.x_train, x_tr), (ours.x_test, x_te), (ours.y_train, y_tr), (ours.y_test, y_te)):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("fraction, seed", [(0.25, 0), (0.3, 5), (0.1, 1)])
+def test_stratified_split_is_scikit_learns(fraction: float, seed: int) -> None:
+    from sklearn.model_selection import train_test_split
+
+    labels = np.random.default_rng(seed).integers(0, 7, 203)  # uneven classes: ties in the shares
+    train, test = train_test_split(np.arange(203), test_size=fraction, random_state=seed, stratify=labels)
+    got_train, got_test = stratified_split(labels, fraction, seed)
+    np.testing.assert_array_equal(got_train, train)
+    np.testing.assert_array_equal(got_test, test)
 
 
 def test_amplitude_encoding_unit_power() -> None:
