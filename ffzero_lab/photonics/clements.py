@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ffzero_lab.photonics.mzi import mzi_transfer
+
 
 @dataclass(frozen=True)
 class MeshGeometry:
@@ -107,6 +109,18 @@ def _expi(x: NDArray[np.floating], dtype: type = np.complex128) -> NDArray[np.co
     return out
 
 
+def splitter_amplitudes(geometry: MeshGeometry) -> NDArray[np.float64]:
+    """The beam splitters' amplitudes of every MZI, times its transmission, ``(4, L, N//2)``.
+
+    ``e++ = (1+e)/2, e+- = e-+ = sqrt(1-e^2)/2, e-- = (1-e)/2`` for split-ratio error ``e``
+    (both splitters of an MZI share it), each times the MZI's amplitude transmission.
+    """
+    e = geometry.bs_error
+    sp, sn = np.sqrt(1.0 + e), np.sqrt(1.0 - e)
+    scale = 0.5 if geometry.transmission is None else 0.5 * geometry.transmission
+    return np.stack([scale * sp * sp, scale * sp * sn, scale * sn * sp, scale * sn * sn])
+
+
 def mzi_blocks(
     theta: NDArray[np.floating],
     phi: NDArray[np.floating],
@@ -128,35 +142,20 @@ def mzi_blocks(
     real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
     theta = np.where(mask > 0, theta, np.pi).astype(real, copy=False)
     phi = np.where(mask > 0, phi, np.pi).astype(real, copy=False)
-    e = geometry.bs_error
-    sp, sn = np.sqrt(1.0 + e), np.sqrt(1.0 - e)
-    scale = 0.5 if geometry.transmission is None else 0.5 * geometry.transmission
-    epp, epn, enp, enn = ((scale * v).astype(real) for v in (sp * sp, sp * sn, sn * sp, sn * sn))
+    epp, epn, enp, enn = splitter_amplitudes(geometry).astype(real)
     if geometry.basis == "sm":  # internal phases theta on the upper arm, 0 on the lower
-        a, b = _expi(theta, dtype), None
+        a, b = _expi(theta, dtype), real(1.0)
     elif geometry.basis == "bloch":  # +theta/2 and -theta/2: b = conj(a)
         a = _expi(theta / 2, dtype)
         b = a.conj()
     else:
         raise ValueError(f"basis must be 'sm' or 'bloch', got {geometry.basis!r}")
-    ephi = _expi(phi, dtype)
-    blocks = np.empty(theta.shape + (2, 2), dtype=dtype)
-    if b is None:
-        blocks[..., 0, 0] = (epp * a - enn) * ephi
-        blocks[..., 0, 1] = 1j * (epn * a + enp)
-        blocks[..., 1, 0] = 1j * (enp * a + epn)
-        blocks[..., 1, 1] = epp - enn * a
-    else:
-        blocks[..., 0, 0] = (epp * a - enn * b) * ephi
-        blocks[..., 0, 1] = 1j * (epn * a + enp * b)
-        blocks[..., 1, 0] = 1j * (enp * a + epn * b)
-        blocks[..., 1, 1] = epp * b - enn * a
-    if geometry.external == "output":  # phi on the upper output: the first column of T
-        blocks[..., 1, 0] *= ephi
-    elif geometry.external == "input":  # phi on the upper input: the first row of T
-        blocks[..., 0, 1] *= ephi
-    else:
+    if geometry.external not in ("output", "input"):
         raise ValueError(f"external must be 'output' or 'input', got {geometry.external!r}")
+    blocks = np.empty(theta.shape + (2, 2), dtype=dtype)
+    t = mzi_transfer(a, b, _expi(phi, dtype), epp, epn, enp, enn, geometry.external == "input")
+    for (i, j), value in zip(((0, 0), (0, 1), (1, 0), (1, 1)), t):
+        blocks[..., i, j] = value
     return blocks
 
 

@@ -311,3 +311,31 @@ def test_electro_optic_activation_is_nonlinear():
     act = ElectroOpticActivation(0.1, 2.0, 0.0)
     z = np.array([[0.5 + 0.0j]])
     assert not np.allclose(act(2 * z), 2 * act(z))
+
+
+# -- the compiled kernel and the numpy reference ---------------------------------------------------
+
+
+@pytest.mark.parametrize("precision, tolerance", [("double", 1e-12), ("single", 1e-5)])
+def test_the_kernel_and_the_numpy_path_read_the_same_chip(precision: str, tolerance: float) -> None:
+    pytest.importorskip("numba")
+    readings = []
+    for kernel in ("numba", "numpy"):
+        settings = MeshSettings(preset="realistic", precision=precision, kernel=kernel, threads=2, shot_noise=False,
+                                read_noise_W=0.0, adc_bits=0, laser_drift_per_sqrt_s=0.0)
+        mesh = SimulatedMesh(9, settings, seed=5)
+        assert mesh.evaluator.kernel == kernel
+        rng = np.random.default_rng(0)
+        x = random_fields(rng, 4, 9)
+        phases = mesh.get_parameters() + 0.3 * rng.standard_normal((6, mesh.n_params))
+        readings.append(mesh.evaluate(x, phases))
+    assert np.max(np.abs(readings[0] - readings[1])) < tolerance * np.max(readings[1])
+
+
+def test_kernel_numba_without_numba_is_refused_at_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setattr("drivers.simulated.mesh.numba_available", lambda: False)
+    with pytest.raises(ValidationError, match="numba"):
+        MeshSettings(kernel="numba")
+    assert MeshSettings(kernel="auto").kernel == "auto"
