@@ -55,6 +55,29 @@ def run_cell(document: dict[str, Any], source: str, data_dir: str | None) -> dic
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}{where}", **timing()}
 
 
+#: The thread counts of a local cluster's worker (one thread each): BLAS, OpenMP and the compiled
+#: mesh kernel (its default is capped by NUMBA_NUM_THREADS). Read by the libraries as they load,
+#: so they are in the worker's environment from its start, whatever the caller's says.
+WORKER_THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` while the block runs (distributed's nannies read their workers'
+    pre-spawn variables from it, ahead of their configuration, when they are made)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @contextmanager
 def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
     """A Dask client: of an existing scheduler, or of a fresh local cluster (closed on exit).
@@ -78,11 +101,12 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
     if workers < 1:
         raise UserError("need at least 1 worker", "--workers")
     # No dashboard; the scheduler's HTTP server (health and metrics routes, always started) on a
-    # free loopback port rather than 8787, which another cluster may hold. Workers keep Dask's
-    # one-thread BLAS but not its MALLOC_TRIM_THRESHOLD_: set at all, it turns off glibc's
-    # adaptive mmap threshold, and every large numpy temporary becomes an mmap and page faults
-    # (a digital cell ran 2.6x slower).
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    # free loopback port rather than 8787, which another cluster may hold. Workers do not get
+    # Dask's MALLOC_TRIM_THRESHOLD_: set at all, it turns off glibc's adaptive mmap threshold, and
+    # every large numpy temporary becomes an mmap and page faults (a digital cell ran 2.6x slower).
+    environ = {f"distributed.nanny.pre-spawn-environ.{name}": value for name, value in WORKER_THREADS.items()}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None, **environ}), \
+            _environ(WORKER_THREADS):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, worker_dashboard_address=None, silence_logs=logging.ERROR,
                                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})

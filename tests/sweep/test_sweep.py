@@ -284,10 +284,17 @@ def test_a_cell_that_raises_comes_back_failed_with_its_error(tmp_path: Path) -> 
 # --- on Dask -------------------------------------------------------------------------------------
 
 
+#: What the caller's environment says; a local cluster's workers get the sweep's one thread anyway.
+CALLER_THREADS = {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+
+
 @pytest.fixture(scope="module")
 def client() -> Any:
-    with dask_client(workers=2) as c:
-        yield c
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in CALLER_THREADS.items():
+            patch.setenv(name, value)
+        with dask_client(workers=2) as c:
+            yield c
 
 
 def test_local_cluster_binds_to_loopback_with_two_single_threaded_workers(client: Any) -> None:
@@ -296,8 +303,12 @@ def test_local_cluster_binds_to_loopback_with_two_single_threaded_workers(client
     assert len(info["workers"]) == 2
     assert all(addr.startswith("tcp://127.0.0.1:") for addr in info["workers"])
     assert all(w["nthreads"] == 1 for w in info["workers"].values())
-    environ = client.run(lambda: {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")})
-    assert list(environ.values()) == [{"OMP_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": None}] * 2
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
+    environ = client.run(lambda: {k: os.environ.get(k) for k in names})
+    expected = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+                "MALLOC_TRIM_THRESHOLD_": os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+    assert list(environ.values()) == [expected] * 2  # whatever this process's environment says
+    assert {k: os.environ.get(k) for k in CALLER_THREADS} == CALLER_THREADS  # the caller's own, as it was
     # every socket the cluster listens on (scheduler, its HTTP server, nannies, workers): loopback
     me = psutil.Process()
     listening = [c.laddr for p in [me, *me.children(recursive=True)]
