@@ -147,6 +147,11 @@ PLOT_AREAS = """JSON.stringify(["loss", "accuracy"].map((id) => {
 }))"""
 
 
+#: Epochs per layer of the published dry run: long enough that the first screenshot comes well
+#: before the end of the run.
+EPOCHS = 10
+
+
 @pytest.mark.skipif(chromium_missing() is not None, reason=chromium_missing() or "")
 def test_chromium_shows_the_curves_grow_while_a_dry_run_publishes(tmp_path: Path) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
@@ -165,8 +170,10 @@ def test_chromium_shows_the_curves_grow_while_a_dry_run_publishes(tmp_path: Path
         wait_until_subscribed(address)
         run = subprocess.Popen(
             [sys.executable, "-m", "ffzero_lab", "dry-run", str(ROOT / "protocols" / "quickstart.yaml"),
-             "--set", "train.epochs=4", "--set", "data.train_limit=512", "--set", "data.test_limit=64",
-             "--set", "device.settings.init=random", "--runs-dir", str(tmp_path / "runs"), "-q",
+             "--set", f"train.epochs={EPOCHS}", "--set", "data.train_limit=512", "--set", "data.test_limit=64",
+             "--set", "device.settings.init=random",
+             # the numpy path: the compiled kernel finishes the run within the first screenshot's wait
+             "--set", "device.settings.kernel=numpy", "--runs-dir", str(tmp_path / "runs"), "-q",
              "--publish", address, "--wait-subscribers", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         browser.wait_for("window.ffzero.points >= 3")
@@ -185,7 +192,7 @@ def test_chromium_shows_the_curves_grow_while_a_dry_run_publishes(tmp_path: Path
                 stop(process)
         if browser is not None:
             browser.close()
-    assert last_points == 2 * 4 * 8 > first_points  # 2 layers x 4 epochs x 8 steps, all arrived
+    assert last_points == 2 * EPOCHS * 8 > first_points  # 2 layers x EPOCHS x 8 steps, all arrived
     for area in areas:
         assert area["right"] - area["left"] > 100 and area["bottom"] - area["top"] > 100
         before, after = colored_pixels(first, area), colored_pixels(last, area)
