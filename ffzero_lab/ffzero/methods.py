@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from ffzero_lab.core.network import Network
 from ffzero_lab.ffzero.goodness import TapGoodness
 from ffzero_lab.ffzero.objectives import Objective
-from ffzero_lab.ffzero.perturbation import DirectionSampler, directional_gradient, perturbed_settings
+from ffzero_lab.ffzero.perturbation import DirectionSampler, centre_loss, directional_gradient, perturbed_settings
 from ffzero_lab.ffzero.settings import EstimatorSettings
 
 LOCAL_METHODS = ("ff-dd", "ff-ad")
@@ -44,6 +44,8 @@ class StepResult:
             over settings for DD), or None.
         readings: the raw tap readings taken, ``(2K, B, ports)`` for DD, ``(B, ports)`` for AD.
         direction_draw: the direction sampler's draw number (DD), or None.
+        centre: the batch's loss at the unperturbed parameters: measured (forward differences,
+            AD), or the mean of each +-pair (central differences, to O(eps^2)).
     """
 
     loss: float
@@ -52,6 +54,7 @@ class StepResult:
     accuracy: float | None = None
     readings: NDArray[np.floating] | None = None
     direction_draw: int | None = None
+    centre: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,23 @@ class Estimator(ABC):
         directions from it, so a resumed run draws what the uninterrupted one would.
         """
 
-    @abstractmethod
+    #: The test split, as the trained parameters see it.
+    test: Split
+
     def test_accuracy(self) -> tuple[float, int]:
         """``(accuracy of this method's own prediction on the test split, evaluations)``."""
+        score, _, evaluations = self.validate(self.test)
+        return score, evaluations
+
+    @abstractmethod
+    def validate(self, split: Split) -> tuple[float, float, int]:
+        """One unperturbed pass over ``split`` at the current parameters: ``(score of this
+        method's own prediction, mean loss, evaluations)``."""
+
+    def batch_losses(self, settings: NDArray[np.float64], batch: NDArray[np.intp]) -> tuple[NDArray[np.float64], int]:
+        """Loss of the training samples ``batch`` under each of ``settings`` ``(S, n)``, as ONE
+        batch: ``((S,) losses, evaluations)``; a channel-wise layer's channel losses are averaged."""
+        raise NotImplementedError(f"{type(self).__name__} evaluates no settings")
 
 
 class LayerEstimator(Estimator):
@@ -136,10 +153,10 @@ class LayerEstimator(Estimator):
         self.layer.set_parameters(written)
         return written
 
-    def test_accuracy(self):
-        _, taps = self.layer.forward(self.test.x)
-        predicted = self.objective.local_predict(self.goodness(taps))
-        return self.objective.score(predicted, self.test.y), self.test.x.shape[0]
+    def validate(self, split: Split) -> tuple[float, float, int]:
+        _, taps = self.layer.forward(split.x)
+        losses, score = self.channel_losses(taps, split.y)
+        return score, float(np.mean(losses)), split.x.shape[0]
 
 
 class NetworkEstimator(Estimator):
@@ -167,14 +184,16 @@ class NetworkEstimator(Estimator):
             layer.set_parameters(part)
         return np.concatenate(written)
 
-    def test_accuracy(self):
-        taps = self.network.all_taps(self.test.x)[-1]
-        predicted = self.objective.readout_predict(taps, self.config)
-        return self.objective.score(predicted, self.test.y), self.test.x.shape[0] * len(self.network)
+    def validate(self, split: Split) -> tuple[float, float, int]:
+        taps = self.network.all_taps(split.x)[-1]
+        score = self.objective.score(self.objective.readout_predict(taps, self.config), split.y)
+        loss = float(self.objective.readout_loss(taps, split.y, self.config))
+        return score, loss, split.x.shape[0] * len(self.network)
 
 
 class DirectionalDerivatives:
-    """The DD step shared by ``ff-dd`` and ``bp-dd``: 2K perturbed settings, one batch, eq. 12-14.
+    """The DD step shared by ``ff-dd`` and ``bp-dd``: 2K perturbed settings (K + 1 with forward
+    differences), one batch, eq. 12-14.
 
     Subclasses say how a batch of settings is scored (:meth:`score`).
     """
@@ -183,8 +202,14 @@ class DirectionalDerivatives:
     n: int
 
     def _sampler(self, seed: int, groups: int = 1) -> None:
-        self.sampler = DirectionSampler(self.n, self.config.directions, seed, groups)
+        self.groups = groups
+        self.sampler = DirectionSampler(self.n, self.config.directions, seed, groups, self.config.orthogonal)
         self.direction_seed = self.sampler.seed
+
+    def batch_losses(self, settings: NDArray[np.float64], batch: NDArray[np.intp]) -> tuple[NDArray[np.float64], int]:
+        loss, _, _, evaluations = self.score(settings, batch)
+        loss = np.asarray(loss, dtype=np.float64)
+        return (loss.mean(axis=1) if loss.ndim == 2 else loss), evaluations
 
     def score(
         self, settings: NDArray[np.float64], batch: NDArray[np.intp]
@@ -194,11 +219,13 @@ class DirectionalDerivatives:
         raise NotImplementedError
 
     def loss_and_gradient(self, theta: NDArray[np.float64], batch: NDArray[np.intp], draw: int) -> StepResult:
+        c = self.config
         directions = self.sampler.draw(draw)
-        settings = perturbed_settings(theta, directions, self.config.eps)
+        settings = perturbed_settings(theta, directions, c.eps, c.difference)
         loss, right, readings, evaluations = self.score(settings, batch)
-        return StepResult(float(loss.mean()), directional_gradient(loss, directions, self.config.eps), evaluations,
-                          right, readings, draw)
+        return StepResult(float(loss.mean()), directional_gradient(loss, directions, c.eps, c.difference),
+                          evaluations, right, readings, draw,
+                          float(np.mean(centre_loss(loss, c.directions, c.difference))))
 
 
 class LocalDD(DirectionalDerivatives, LayerEstimator):

@@ -25,6 +25,9 @@ class EstimatorSettings:
         readout: how the last layer's taps become class scores for the BP methods:
             ``power-fraction`` (each class's port power over the total) or ``raw`` (the taps as they are).
         logit_scale: factor on the readout scores before the softmax cross-entropy.
+        difference: ``central`` (2K settings a step, the paper's) or ``forward`` (K + 1: the
+            K plus settings and one shared centre).
+        orthogonal: orthonormalise the K directions of a step (each still uniform on the sphere).
     """
 
     directions: int
@@ -34,3 +37,5 @@ class EstimatorSettings:
     negatives: Literal["mean", "max"]
     readout: Literal["power-fraction", "raw"]
     logit_scale: float
+    difference: Literal["central", "forward"] = "central"
+    orthogonal: bool = False
