@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from ffzero_lab.core.errors import ConfigError, UserError, validation_error
 from ffzero_lab.core.files import format_bytes, load_yaml, parse_yaml, read_text, refuse_non_finite
@@ -63,6 +64,11 @@ class DataConfig(_Section):
     test_limit: int | None = Field(None, ge=1, le=10**9, description="Use only the first N test samples.")
     resize: tuple[ImageSide, ImageSide] | None = Field(
         None, description="Downsample images to (height, width) by block averaging, e.g. [8, 8] for 64 modes."
+    )
+    validation: float = Field(
+        0.0, ge=0.0, le=0.5,
+        description="Fraction of the training samples held out as a validation split (drawn from the seed; "
+        "never the test set), scored after every epoch; 0: none.",
     )
 
 
@@ -99,6 +105,45 @@ class NetworkConfig(_Section):
     )
 
 
+class BudgetConfig(_Section):
+    """``train.budget``: where training stops at the latest, besides ``train.epochs``.
+
+    Every device evaluation counts (training steps, calibration probes, validation and test
+    passes, pushing data through frozen layers). A layer stops after the step that reaches its
+    budget; FF methods give each layer ``evaluations_per_layer`` and, of ``evaluations``, an
+    equal share of what is left when the layer starts (what an early-stopped layer leaves goes
+    to the later ones).
+    """
+
+    evaluations: int | None = Field(None, ge=1, le=10**15, description="Evaluations of the whole run.")
+    evaluations_per_layer: int | None = Field(
+        None, ge=1, le=10**15, description="Evaluations of one training phase (a layer; the network for BP).")
+
+
+class CalibrationConfig(_Section):
+    """``train.calibration``: how ``train.calibrate`` chooses eps and lr (docs/protocols.md, Calibration)."""
+
+    repeats: int = Field(8, ge=2, le=1000, description="Unperturbed evaluations of the probe (noise).")
+    pairs: int = Field(4, ge=1, le=1000, description="Perturbation pairs of the probe (derivative scale).")
+    snr: float = Field(3.0, gt=0, description="A pair's loss difference in units of its own noise, at least.")
+    dac_steps: float = Field(4.0, ge=0, description="Device steps each parameter's share of eps spans, at least.")
+    resolution: float | None = Field(
+        None, ge=0,
+        description="Smallest step of one parameter (rad for a phase), used when the device states none "
+        "(parameter_resolution); None: 0 (continuous).",
+    )
+    eps_min: float = Field(1e-3, gt=0, description="Smallest eps chosen.")
+    eps_max: float = Field(1.0, gt=0, description="Largest eps chosen.")
+    target_step: float | None = Field(
+        None, gt=0,
+        description="rms move of each parameter in the first step, setting lr (adam: lr = target_step); "
+        "None: keep train.lr.",
+    )
+    block: bool = Field(
+        False, description="Refuse a step whose loss on its batch rises by more than block_sigmas x the noise.")
+    block_sigmas: float = Field(2.0, ge=0, description="Allowed rise of a step's loss, in noise sigmas.")
+
+
 class TrainConfig(_Section):
     """``train``: the layer-local optimisation."""
 
@@ -120,6 +165,27 @@ class TrainConfig(_Section):
         "power-fraction", description="BP methods: logits from the first C ports' share of the power, or raw taps."
     )
     logit_scale: float = Field(10.0, gt=0, description="BP methods: logits = logit_scale * readout.")
+    difference: Literal["central", "forward"] = Field(
+        "central",
+        description="DD: central differences (2K settings a step, the paper's) or forward differences from one "
+        "shared unperturbed setting (K + 1).",
+    )
+    direction_kind: Literal["gaussian", "orthogonal"] = Field(
+        "gaussian", description="DD: independent random unit directions (the paper's), or orthonormalised ones."
+    )
+    patience: int | None = Field(
+        None, ge=1, le=1_000_000,
+        description="Stop a layer when its validation score has not improved for this many epochs "
+        "(needs data.validation); None: train every epoch.",
+    )
+    keep_best: bool = Field(
+        True, description="With a validation split: end each layer with its best-scoring parameters."
+    )
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    calibrate: bool = Field(
+        False, description="DD: choose eps and lr per layer from a batched probe of measurements before it trains."
+    )
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 
 class GoodnessConfig(_Section):
@@ -127,6 +193,11 @@ class GoodnessConfig(_Section):
 
     centre: bool = Field(True, description="Centre each tap over its ports (I - mean(I)); prototypes sum to 0.")
     prototype_steps: int = Field(400, ge=0, le=100_000, description="Repulsion steps spreading the prototypes.")
+    vote: Literal["majority", "sum"] = Field(
+        "majority",
+        description="Classification across layers: majority of the layers' votes, ties to the last (the paper's), "
+        "or 'sum': the class with the largest goodness summed over layers (a soft vote).",
+    )
     projection: int = Field(
         32, ge=2, le=65536,
         description="Channel-wise layers (conv): each channel's feature map is projected by a fixed random "
@@ -217,6 +288,13 @@ class Protocol(_Section):
         protocol = parse_protocol(self.model_dump(mode="json"), self._source, more)
         protocol._source, protocol._text, protocol._overrides = self._source, self._text, self._overrides + more
         return protocol
+
+    @model_validator(mode="after")
+    def _validation_for_patience(self) -> "Protocol":
+        if self.train.patience is not None and self.data.validation == 0:
+            raise PydanticCustomError("needs_validation",
+                                      "train.patience needs a validation split: set data.validation")
+        return self
 
 
 #: What :func:`memory_estimate` assumes of a data set: (height, width), train and test samples.

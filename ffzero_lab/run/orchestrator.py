@@ -7,7 +7,13 @@ ignored):
 2. per mini-batch: draw K unit directions, issue the 2K perturbed settings as ONE batch to the
    layer (``PhysicalLayer.evaluate``), compute goodness and the margin loss on the host,
    form the directional-derivative estimate and let the optimiser write back new parameters,
-3. after each epoch, read the layer's test accuracy from one forward pass.
+3. after each epoch, read the layer's test accuracy from one forward pass, and with a
+   validation split (``data.validation``) its validation score from another: the layer stops
+   when that has not improved for ``train.patience`` epochs, or when its evaluation budget
+   (``train.budget``) is spent, and ends with its best-scoring parameters (``train.keep_best``).
+
+With ``train.calibrate`` a DD layer first measures its loss noise and derivative scale with one
+batched probe and trains with the eps and lr chosen from them (:mod:`ffzero_lab.ffzero.calibration`).
 
 The estimator of step 2 is the method (:mod:`ffzero_lab.ffzero.methods`); ``ff-ad`` swaps in exact
 gradients, and the BP methods (``bp-dd``, ``bp-ad``) train every layer at once on the
@@ -23,6 +29,7 @@ Bluesky documents).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,6 +42,7 @@ from numpy.typing import NDArray
 from ffzero_lab.config.protocol import Protocol, TrainConfig
 from ffzero_lab.core.network import Network
 from ffzero_lab.data.datasets import Dataset
+from ffzero_lab.ffzero.calibration import Calibration, analyse_probe, blocked, calibrate, probe_settings
 from ffzero_lab.ffzero.encoding import encode
 from ffzero_lab.ffzero.goodness import TapGoodness, random_projection
 from ffzero_lab.ffzero.methods import (
@@ -46,8 +54,10 @@ from ffzero_lab.ffzero.methods import (
 )
 from ffzero_lab.ffzero.objectives import objective_for
 from ffzero_lab.ffzero.optimizers import learning_rate, make_optimizer
+from ffzero_lab.ffzero.perturbation import DirectionSampler
 from ffzero_lab.ffzero.prototypes import max_separated_prototypes
 from ffzero_lab.ffzero.settings import EstimatorSettings
+from ffzero_lab.run.stopping import EarlyStopping, phase_limit
 from ffzero_lab.store.runstore import Checkpoint
 
 #: A sink receives ``(name, document)`` for every document of a run.
@@ -84,7 +94,26 @@ def estimator_settings(train: TrainConfig) -> EstimatorSettings:
     """The plain values of the protocol's ``train`` section that the estimators read."""
     return EstimatorSettings(directions=train.directions, eps=train.eps, margin=train.margin,
                              negative_weight=train.negative_weight, negatives=train.negatives,
-                             readout=train.readout, logit_scale=train.logit_scale)
+                             readout=train.readout, logit_scale=train.logit_scale, difference=train.difference,
+                             orthogonal=train.direction_kind == "orthogonal")
+
+
+#: Draw number of a calibration probe's directions: far beyond any training step's, so a probe
+#: never repeats a step's directions.
+PROBE_DRAW = 2**62
+
+
+def parameter_resolution(layer: object, fallback: float | None) -> float:
+    """The smallest step of one of ``layer``'s parameters (rad for a phase), for calibration.
+
+    What the layer states as ``parameter_resolution`` (a float attribute a driver may provide,
+    e.g. a heater DAC's step as a phase); else ``fallback`` (``train.calibration.resolution``);
+    else 0 (continuous).
+    """
+    stated = getattr(layer, "parameter_resolution", None)
+    if stated is not None:
+        return float(stated)
+    return float(fallback) if fallback is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -100,13 +129,21 @@ class RunSeeds:
     directions: int
     shuffle: int
     projections: np.random.SeedSequence
+    validation: int = 0
 
     @classmethod
     def from_seed(cls, seed: int) -> "RunSeeds":
         root = np.random.SeedSequence(seed)
-        device, prototypes, directions, shuffle, projections = root.spawn(5)  # the first 4 as ever
-        first = (int(s.generate_state(1)[0]) for s in (device, directions, shuffle))
-        return cls(next(first), prototypes, next(first), next(first), projections)
+        device, prototypes, directions, shuffle, projections, validation = root.spawn(6)  # the first 5 as ever
+        first = (int(s.generate_state(1)[0]) for s in (device, directions, shuffle, validation))
+        return cls(next(first), prototypes, next(first), next(first), projections, next(first))
+
+    def validation_split(self, n: int, fraction: float) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """``(training indices, validation indices)`` of ``n`` samples, ``round(fraction n)`` held
+        out (at least one if ``fraction`` > 0), each sorted; fixed by the seed."""
+        held = 0 if fraction <= 0 else min(max(1, round(fraction * n)), n - 1)
+        order = np.random.default_rng(self.validation).permutation(n)
+        return np.sort(order[held:]), np.sort(order[:held])
 
     def direction_seed(self, phase: int) -> int:
         """Seed of the directions of training phase ``phase`` (layer index, or -1 for BP)."""
@@ -191,8 +228,17 @@ class Orchestrator:
         self.goodness = make_goodness(protocol, network, self.objective.width, self.seeds)
         self.prototypes = [scored.prototypes for scored in self.goodness]
         limit_tr, limit_te = protocol.data.train_limit, protocol.data.test_limit
-        self.x_train = encode(dataset.x_train[:limit_tr], protocol.data.encoding)
-        self.y_train = dataset.y_train[:limit_tr]
+        x_train = encode(dataset.x_train[:limit_tr], protocol.data.encoding)
+        y_train = dataset.y_train[:limit_tr]
+        keep, held = self.seeds.validation_split(x_train.shape[0], protocol.data.validation)
+        #: Indices into the data set's training samples of those trained on (all without a validation split).
+        self.train_index = keep
+        self.x_train, self.y_train = x_train[keep], y_train[keep]
+        self.x_val, self.y_val = x_train[held], y_train[held]
+        #: Per training phase: calibration, early stopping and budget outcome (plain values).
+        self.phases: dict[int, dict[str, Any]] = {}
+        #: Test accuracy of the soft vote (classification, FF methods), whichever vote the run reports.
+        self.soft_vote_accuracy: float | None = None
         self.x_test = encode(dataset.x_test[:limit_te], protocol.data.encoding)
         self.y_test = dataset.y_test[:limit_te]
 
@@ -211,8 +257,16 @@ class Orchestrator:
             except Exception:  # the run is failing already: that error is the one to report
                 pass
 
-    def _estimator(self, layer: int | None) -> Estimator:
-        """The method's estimator for one layer (FF methods) or the whole network (BP methods)."""
+    def _estimator(self, layer: int | None) -> tuple[Estimator, Split]:
+        """The method's estimator for one layer (FF methods) or the whole network (BP methods),
+        and the validation split as that layer sees it (empty without one)."""
+        estimator = self._make_estimator(layer)
+        if layer is None or self.x_val.shape[0] == 0:
+            return estimator, Split(self.x_val, self.y_val)
+        self.evaluations += layer * self.x_val.shape[0]
+        return estimator, Split(self.network.layer_inputs(layer, self.x_val), self.y_val)
+
+    def _make_estimator(self, layer: int | None) -> Estimator:
         p = self.protocol
         if layer is None:
             train, test = Split(self.x_train, self.y_train), Split(self.x_test, self.y_test)
@@ -244,55 +298,115 @@ class Orchestrator:
         """
         t = self.protocol.train
         phase = -1 if layer is None else layer
-        estimator = self._estimator(layer)
-        optimizer = make_optimizer(t.optimizer, estimator.n, t.lr)
+        phases_left = 1 if layer is None else len(self.network) - layer
+        estimator, validation = self._estimator(layer)
         first_epoch, first_step, losses = 0, 0, []
-        if self.resume is not None:  # the device already holds the checkpoint's parameters
-            ck = self.resume.checkpoint
-            optimizer.restore(ck.optimizer)
-            self.evaluations = ck.evaluations
-            first_epoch, first_step, losses = ck.epoch, ck.step + 1, list(self.resume.epoch_losses)
-            self.resume = None
+        resume, self.resume = self.resume, None
+        if resume is not None:  # the device already holds the checkpoint's parameters
+            self.evaluations = resume.checkpoint.evaluations
+            ck = resume.checkpoint
+            first_epoch, first_step, losses = ck.epoch, ck.step + 1, list(resume.epoch_losses)
+        phase_start = self.evaluations
+        if resume is not None and "phase_start" in resume.checkpoint.optimizer:
+            phase_start = int(resume.checkpoint.optimizer["phase_start"])
+        limit = phase_limit(phase_start, t.budget.evaluations_per_layer, t.budget.evaluations, phases_left)
+        lr, eps, calibration = t.lr, t.eps, None
+        if t.calibrate and estimator.direction_seed is not None:
+            saved = resume.checkpoint.optimizer if resume is not None else {}
+            if "calibrated_eps" in saved:  # a resumed phase keeps what it measured before
+                lr, eps = float(saved["calibrated_lr"]), float(saved["calibrated_eps"])
+            else:
+                calibration = self._calibrate(estimator, phase)
+                lr, eps = calibration.lr, calibration.eps
+            estimator.config = dataclasses.replace(estimator.config, eps=eps)  # type: ignore[attr-defined]
+        optimizer = make_optimizer(t.optimizer, estimator.n, lr)
+        if resume is not None:
+            optimizer.restore(resume.checkpoint.optimizer)
+        block = t.calibrate and t.calibration.block and calibration is not None
+        stopping = EarlyStopping(t.patience) if validation.x.shape[0] else None
+        if stopping is not None and resume is not None:  # the best epoch before the interruption counts
+            stopping.restore(resume.checkpoint.optimizer)
         theta = estimator.parameters()
         n = estimator.train.x.shape[0]
         steps_per_epoch = -(-n // t.batch_size)
         total_steps = t.epochs * steps_per_epoch
         measure = self.protocol.record.measurements
+        outcome: dict[str, Any] = {"eps": eps, "lr": lr, "stopped": "epochs", "blocked_steps": 0}
+        if calibration is not None:
+            outcome["calibration"] = calibration.as_dict()
+        self.phases[phase] = outcome
+        # kept with every checkpoint beside the optimiser's state (with the early stopping's, below),
+        # so that a resumed phase goes on as the uninterrupted one would
+        saved_state = {"calibrated_eps": np.array(eps), "calibrated_lr": np.array(lr)} if t.calibrate else {}
+        if limit is not None:
+            saved_state["phase_start"] = np.array(phase_start)
         for epoch in range(first_epoch, t.epochs):
             order = self.seeds.order(phase, epoch, n) if t.shuffle else np.arange(n)
             started = time.perf_counter()
             evals_before = self.evaluations
             for step in range(first_step, steps_per_epoch):
+                if limit is not None and self.evaluations >= limit:  # reached before a resume
+                    outcome["stopped"] = "budget"
+                    break
                 version = epoch * steps_per_epoch + step
                 batch = order[step * t.batch_size : (step + 1) * t.batch_size]
-                optimizer.lr = learning_rate(t.lr, t.schedule, version / total_steps, t.lr_final)
+                progress = version / total_steps if limit is None else max(
+                    version / total_steps, (self.evaluations - phase_start) / max(limit - phase_start, 1))
+                optimizer.lr = learning_rate(lr, t.schedule, progress, t.lr_final)
                 t_start = time.time()
                 result = estimator.loss_and_gradient(theta, batch, version)
                 t_end = time.time()
                 self.evaluations += result.evaluations
                 base = theta
-                theta = estimator.write(optimizer.step(theta, result.grad))
+                candidate = optimizer.step(theta, result.grad)
+                if calibration is not None and block and self._refused(estimator, candidate, batch, result,
+                                                                       calibration):
+                    outcome["blocked_steps"] += 1
+                else:
+                    theta = estimator.write(candidate)
                 losses.append(result.loss)
-                record: dict[str, Any] = {"checkpoint": {"theta": theta, "optimizer": optimizer.state()}}
+                kept = {**optimizer.state(), **saved_state, **(stopping.state() if stopping is not None else {})}
+                record: dict[str, Any] = {"checkpoint": {"theta": theta, "optimizer": kept}}
                 if measure:
-                    record.update(samples=batch, readings=result.readings, base=base, t_start=t_start, t_end=t_end,
+                    record.update(samples=self.train_index[batch], readings=result.readings, base=base,
+                                  t_start=t_start, t_end=t_end,
                                   direction_seed=estimator.direction_seed, direction_draw=result.direction_draw,
                                   directions=t.directions if result.direction_draw is not None else 0,
-                                  eps=t.eps if result.direction_draw is not None else None)
+                                  eps=eps if result.direction_draw is not None else None,
+                                  difference=t.difference)
                 self._emit("step", {"layer": phase, "epoch": epoch, "step": step, "version": version,
                                     "loss": result.loss, "accuracy": result.accuracy, "lr": optimizer.lr,
                                     "evaluations": self.evaluations, "record": record})
                 if self.sinks and result.readings is not None:
                     self._emit("taps", self._taps(phase, result.readings, batch[0]))
+                if limit is not None and self.evaluations >= limit:
+                    outcome["stopped"] = "budget"
+                    break
             first_step = 0
             elapsed = time.perf_counter() - started
             rate = (self.evaluations - evals_before) / max(elapsed, 1e-9)
             accuracy, evaluations = estimator.test_accuracy()
             self.evaluations += evaluations
-            self._emit("epoch", {"layer": phase, "epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0,
-                                 "test_accuracy": accuracy, "evaluations": self.evaluations,
-                                 "evaluations_per_s": rate})
+            document = {"layer": phase, "epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0,
+                        "test_accuracy": accuracy, "evaluations": self.evaluations, "evaluations_per_s": rate}
+            if stopping is not None:
+                score, val_loss, evaluations = estimator.validate(validation)
+                self.evaluations += evaluations
+                stopping.update(epoch, score, val_loss, theta)
+                document.update(validation_accuracy=score, validation_loss=val_loss, evaluations=self.evaluations,
+                                best_epoch=stopping.best_epoch)
+            self._emit("epoch", document)
             losses = []
+            if outcome["stopped"] == "budget":
+                break
+            if stopping is not None and stopping.should_stop:
+                outcome["stopped"] = "patience"
+                break
+        if stopping is not None:
+            outcome.update(best_epoch=stopping.best_epoch, validation_accuracy=stopping.best_score)
+            if t.keep_best and stopping.best_theta is not None and not np.array_equal(stopping.best_theta, theta):
+                estimator.write(stopping.best_theta)
+        outcome["evaluations"] = self.evaluations
         trained = range(len(self.network)) if layer is None else [layer]
         self._emit("arrays", {"arrays": {f"parameters/{i}": self.network.layers[i].get_parameters()
                                          for i in trained}})
@@ -321,12 +435,43 @@ class Orchestrator:
             doc["label"] = int(label)
         return doc
 
+    def _calibrate(self, estimator: Estimator, phase: int) -> Calibration:
+        """Measure one phase's loss noise and derivative scale with ONE batched probe on its first
+        mini-batch, and choose eps and lr from them (recorded as ``calibration/<phase>/<name>``)."""
+        t, c = self.protocol.train, self.protocol.train.calibration
+        groups = getattr(estimator, "groups", 1)
+        sampler = DirectionSampler(estimator.n, c.pairs, int(estimator.direction_seed or 0), groups)
+        theta = estimator.parameters()
+        batch = self.seeds.order(phase, 0, estimator.train.x.shape[0])[: t.batch_size]
+        settings = probe_settings(theta, sampler.draw(PROBE_DRAW), t.eps, c.repeats)
+        losses, evaluations = estimator.batch_losses(settings, batch)
+        self.evaluations += evaluations
+        layers = self.network.layers if phase < 0 else [self.network.layers[phase]]
+        resolution = max(parameter_resolution(layer, c.resolution) for layer in layers)
+        chosen = calibrate(analyse_probe(losses, c.repeats, t.eps), n=estimator.n, block_size=estimator.n // groups,
+                           directions=t.directions, optimizer=t.optimizer, lr=t.lr, target_step=c.target_step,
+                           resolution=resolution, snr=c.snr, dac_steps=c.dac_steps, eps_min=c.eps_min,
+                           eps_max=c.eps_max, difference=t.difference)
+        self._emit("arrays", {"arrays": {f"calibration/{phase}/{key}": np.array([value])  # (1,): every export takes it
+                                         for key, value in chosen.as_dict().items() if key != "limited_by"}})
+        return chosen
+
+    def _refused(self, estimator: Estimator, candidate: NDArray[np.float64], batch: NDArray[np.intp],
+                 result: Any, calibration: Calibration) -> bool:
+        """Evaluate a step's new parameters on its batch (as a setting: the device keeps its
+        parameters); True if the loss rose beyond the noise allowance over the loss before it."""
+        losses, evaluations = estimator.batch_losses(candidate[None], batch)
+        self.evaluations += evaluations
+        centre = result.centre if result.centre is not None else result.loss
+        return blocked(float(losses[0]), centre, calibration.noise, self.protocol.train.calibration.block_sigmas)
+
     def evaluate(self) -> tuple[float, list[float | None]]:
         """Test score of the method's prediction, and of each layer's own (FF methods).
 
         The score is the objective's metric: accuracy, or R^2 for regression. FF methods:
         every layer predicts from its goodness; classification takes the majority vote (the last
-        layer breaks ties), regression the last layer's prediction. BP methods: the readout of
+        layer breaks ties; ``goodness.vote: sum``: the class of the largest goodness summed over
+        layers), regression the last layer's prediction. BP methods: the readout of
         the last layer; per-layer entries are None except the last, the readout's score.
         """
         taps = self.network.all_taps(self.x_test)
@@ -335,8 +480,13 @@ class Orchestrator:
         if self.protocol.method in GLOBAL_METHODS:
             score = objective.score(objective.readout_predict(taps[-1], self.settings), self.y_test)
             return score, [None] * (len(self.network) - 1) + [score]
-        predictions = [objective.local_predict(self.goodness[i](tap)) for i, tap in enumerate(taps)]
+        goodness = [self.goodness[i](tap) for i, tap in enumerate(taps)]
+        predictions = [objective.local_predict(g) for g in goodness]
         per_layer: list[float | None] = [objective.score(p, self.y_test) for p in predictions]
+        if objective.metric == "accuracy":  # the soft vote, from the same taps: argmax_c sum_l G_l[c]
+            self.soft_vote_accuracy = objective.score(objective.local_predict(np.sum(goodness, axis=0)), self.y_test)
+            if self.protocol.goodness.vote == "sum":
+                return self.soft_vote_accuracy, per_layer
         return objective.score(objective.combine(predictions), self.y_test), per_layer
 
     def run(self) -> RunResult:
@@ -353,7 +503,8 @@ class Orchestrator:
              "layers": [{"n_params": layer.n_params, "ports": layer.ports, "channels": layer.channels}
                         for layer in self.network.layers],
              "steps_per_epoch": -(-self.x_train.shape[0] // t.batch_size),
-             "train_samples": int(self.x_train.shape[0]), "test_samples": int(self.x_test.shape[0])},
+             "train_samples": int(self.x_train.shape[0]), "test_samples": int(self.x_test.shape[0]),
+             "validation_samples": int(self.x_val.shape[0])},
         )
         if self.resume is None:
             self._emit("arrays", {"arrays": {
@@ -390,7 +541,8 @@ class Orchestrator:
         self._emit(
             "stop",
             {"exit_status": "complete", "metric": self.objective.metric, "test_accuracy": accuracy,
-             "layer_accuracy": per_layer,
+             "layer_accuracy": per_layer, "phases": {str(k): v for k, v in self.phases.items()},
+             "soft_vote_accuracy": self.soft_vote_accuracy,
              "evaluations": self.evaluations, "wall_s": result.wall_s},
         )
         return result

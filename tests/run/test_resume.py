@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from ffzero_lab.cli.app import app
 from ffzero_lab.core.errors import UserError
+from ffzero_lab.ffzero.perturbation import settings_per_step
 from ffzero_lab.store.lock import RunLock
 from ffzero_lab.store.runstore import RunStore
 
@@ -96,14 +97,20 @@ def test_resume_refuses_a_complete_run(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "complete" in result.stderr
 
 
-def test_recorded_step_rebuilds_its_exact_settings(tmp_path: Path) -> None:
-    """From the store alone: the settings of a step, evaluated again, give the recorded readings."""
+@pytest.mark.parametrize("estimator", [
+    ["train.difference=central", "train.direction_kind=gaussian"],
+    ["train.difference=forward", "train.direction_kind=orthogonal", "train.calibrate=true"],
+])
+def test_recorded_step_rebuilds_its_exact_settings(tmp_path: Path, estimator: list[str]) -> None:
+    """From the store alone: the settings of a step, evaluated again, give the recorded readings
+    (the paper's estimator, and forward differences along orthogonal directions with a calibrated eps)."""
     from ffzero_lab.config.protocol import parse_protocol
     from ffzero_lab.run.prepare import prepare
     from ffzero_lab.store.replay import rebuild_settings
 
     args = [str(ROOT / "protocols" / "quickstart.yaml"), "--set", "train.epochs=1", "--set", "data.train_limit=96",
             "--set", "device.settings.init=random", "--set", "record.measurements=true"]
+    args += [a for o in estimator for a in ("--set", o)]
     assert runner.invoke(app, ["dry-run", *args, "-q", "--runs-dir", str(tmp_path)]).exit_code == 0
     store = RunStore(tmp_path)
     protocol = parse_protocol(store.protocol(1), "run 1")
@@ -115,7 +122,8 @@ def test_recorded_step_rebuilds_its_exact_settings(tmp_path: Path) -> None:
     for version in (0, 1):
         settings = rebuild_settings(store, 1, 0, version)
         m = store.measurement(1, 0, version)
-        assert settings.shape == (2 * protocol.train.directions, layer.n_params)
+        assert settings.shape == (settings_per_step(protocol.train.directions, protocol.train.difference),
+                                  layer.n_params)
         again = layer.evaluate(x[m["samples"]], settings)
         np.testing.assert_allclose(again.astype(np.float32), m["readings"], rtol=1e-6, atol=1e-9)
     store.close()

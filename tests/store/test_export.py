@@ -18,7 +18,10 @@ from ffzero_lab.store.runstore import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--set", "train.epochs=1", "--set", "data.train_limit=128", "--set", "data.test_limit=64",
-         "--set", "device.settings.init=random", "--set", "train.eps=0.01"]
+         "--set", "device.settings.init=random", "--set", "train.eps=0.01",
+         # the paper's step (2K settings of batch 64, eps as given), which the shapes below are written for
+         "--set", "train.difference=central", "--set", "train.batch_size=64", "--set", "train.calibrate=false",
+         "--set", "data.validation=0", "--set", "train.patience=null"]
 PNG = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()
 
@@ -30,10 +33,13 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Runs 1 (ff-dd, measurements recorded), 2 (ff-dd, measurements off), 3 (bp-dd, recorded)."""
+    """Runs 1 (ff-dd, measurements recorded), 2 (ff-dd, measurements off), 3 (bp-dd, recorded), 4 (ff-dd,
+    calibrated, forward differences, validation split, recorded)."""
     folder = tmp_path_factory.mktemp("export") / "runs"
     for extra in (["--set", "record.measurements=true"], ["--set", "record.measurements=false"],
-                  ["--set", "record.measurements=true", "--set", "method=bp-dd"]):
+                  ["--set", "record.measurements=true", "--set", "method=bp-dd"],
+                  ["--set", "record.measurements=true", "--set", "train.calibrate=true", "--set",
+                   "train.difference=forward", "--set", "data.validation=0.2"]):
         code, _, stderr = invoke("dry-run", str(ROOT / "protocols" / "quickstart.yaml"), *SMALL, *extra,
                                  "-q", "--runs-dir", str(folder))
         assert code == 0, stderr
@@ -199,3 +205,16 @@ def test_tap_summary_groups_unit_readings_by_class() -> None:
     assert np.isnan(labelled.cosine[2])
     predicted = tap_summary([(readings, None)], prototypes, centred=False)
     assert not predicted.by_label and predicted.counts.tolist() == [2, 4, 0]
+
+
+@pytest.mark.parametrize("fmt", ["npz", "netcdf", "csv"])
+def test_a_calibrated_run_exports(runs: Path, store: RunStore, tmp_path: Path, fmt: str) -> None:
+    """Its calibration arrays and forward-difference readings ((K + 1, B, ports)) go out like any other."""
+    path = export(runs, "4", fmt, tmp_path / f"run4.{fmt}")
+    assert path.exists()
+    assert store.array(4, "calibration/0/eps").shape == (1,)
+    if fmt == "npz":
+        with np.load(path, allow_pickle=False) as data:
+            assert data["arrays/calibration/1/eps"].tolist() == store.array(4, "calibration/1/eps").tolist()
+            m = store.steps(4)[-1]
+            assert data[f"readings/{m['layer']}/{m['version']}"].shape[0] == 10 + 1
