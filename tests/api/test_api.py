@@ -20,7 +20,9 @@ from ffzero_lab.store.runstore import StoreError, StoreSink
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "protocols" / "quickstart.yaml"
 SMALL = {"train.epochs": 2, "data.train_limit": 128, "data.test_limit": 64, "device.settings.init": "random",
-         "record.measurements": True}
+         "record.measurements": True,
+         # two steps an epoch: batches of 64, no validation split (the quickstart's own: 16, 15 %)
+         "train.batch_size": 64, "data.validation": 0, "train.patience": None}
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +98,9 @@ def test_the_run_store_reads_as_dataframes(trained) -> None:
         assert epochs[["layer", "epoch"]].values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
         measurements = runs.measurements(result)
         assert len(measurements) == 8 and measurements["directions"].tolist() == [10] * 8
-        assert measurements["samples"].iloc[0].shape == (64,) and measurements["readings_shape"].iloc[0] == (20, 64, 64)
+        assert measurements["samples"].iloc[0].shape == (64,) and measurements["readings_shape"].iloc[0] == (11, 64, 64)  # K + 1 settings (forward differences)
         readings = runs.readings(result, 1, 0)
-        assert readings.dims == ("setting", "sample", "port") and readings.shape == (20, 64, 64)
+        assert readings.dims == ("setting", "sample", "port") and readings.shape == (11, 64, 64)
         np.testing.assert_array_equal(readings["sample"], measurements["samples"].iloc[4])
         assert runs.protocol(result).model_dump() == result.protocol.model_dump()
         np.testing.assert_array_equal(runs.arrays(result)["parameters/1"], result.parameters[1])

@@ -46,8 +46,9 @@ def test_the_quickstart_notebook_runs_and_its_run_reads_back(tmp_path: Path, mon
         ds = runs.dataset(run_id)
     assert isinstance(ds, xr.Dataset)
     assert ds.sizes["layer"] == 2 and ds.sizes["epoch"] == 3 and ds.sizes["port"] == 64 and ds.sizes["class"] == 10
-    assert ds.sizes["step"] == 3 * 8  # 3 epochs of 512 samples in batches of 64
-    assert ds["step_epoch"].values.tolist() == [0] * 8 + [1] * 8 + [2] * 8
+    # 3 epochs of 28 steps: 512 samples less the 15 % validation split, in batches of 16
+    assert ds.sizes["step"] == 3 * 28
+    assert ds["step_epoch"].values.tolist() == [0] * 28 + [1] * 28 + [2] * 28
     assert ds["parameters"].attrs["units"] == "rad" and ds["evaluations_per_s"].attrs["units"] == "s-1"
     assert np.isfinite(ds["epoch_test_accuracy"]).all()
     assert 0.0 <= float(ds["test_accuracy"]) <= 1.0

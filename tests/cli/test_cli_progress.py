@@ -41,7 +41,8 @@ def test_dry_run_to_a_log_file_writes_progress_before_it_ends(tmp_path: Path) ->
     assert seen_while_running, log.read_text()
     lines = log.read_text().splitlines()
     progress = [line for line in lines if STAMP.match(line)]
-    assert progress[0].endswith("start: 2 epochs of 22 steps, 2 layers")
+    # 1,347 training digits less the 15 % validation split, in batches of 16: 72 steps an epoch
+    assert progress[0].endswith("start: 2 epochs of 72 steps, 2 layers")
     assert sum(" done " in line for line in progress) == 4  # 2 layers x 2 epochs
     assert progress[-1].endswith("stop: complete")
     assert "\x1b[" not in log.read_text()  # no terminal control codes in a file

@@ -69,7 +69,8 @@ def test_subscriber_process_receives_documents_in_order(tmp_path: Path) -> None:
     for stream in ("step", "epoch", "taps"):
         seq = [e["seq_num"] for e in events if descriptors[e["descriptor"]] == stream]
         assert seq == list(range(1, len(seq) + 1))  # in order, none missing
-    assert stop["num_events"] == {"step": 2 * 2 * 4, "epoch": 2 * 2, "taps": 2 * 2 * 4}  # 2 layers x 2 epochs x 4 steps
+    # 2 layers x 2 epochs x 14 steps (218 of the 256 samples train, 38 are the validation split; batch 16)
+    assert stop["num_events"] == {"step": 2 * 2 * 14, "epoch": 2 * 2, "taps": 2 * 2 * 14}
     epochs = [e["data"] for e in events if descriptors[e["descriptor"]] == "epoch"]
     assert [(e["layer"], e["epoch"]) for e in epochs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
