@@ -96,9 +96,9 @@ def test_the_run_store_reads_as_dataframes(trained) -> None:
         assert steps["loss"].tolist() == [d["loss"] for n, d in documents if n == "step"]
         epochs = runs.epochs(result)
         assert epochs[["layer", "epoch"]].values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
-        measurements = runs.measurements(result)
+        measurements = runs.measurements(result)  # readings of K + 1 settings (forward differences)
         assert len(measurements) == 8 and measurements["directions"].tolist() == [10] * 8
-        assert measurements["samples"].iloc[0].shape == (64,) and measurements["readings_shape"].iloc[0] == (11, 64, 64)  # K + 1 settings (forward differences)
+        assert measurements["samples"].iloc[0].shape == (64,) and measurements["readings_shape"].iloc[0] == (11, 64, 64)
         readings = runs.readings(result, 1, 0)
         assert readings.dims == ("setting", "sample", "port") and readings.shape == (11, 64, 64)
         np.testing.assert_array_equal(readings["sample"], measurements["samples"].iloc[4])

@@ -175,7 +175,8 @@ def test_documents_on_the_wire_validate(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     streams = assert_valid_bluesky_run(received)
     assert received[-1][1]["exit_status"] == "success"
-    assert [len(streams[s]) for s in ("step", "epoch", "taps")] == [56, 4, 56]  # 2 layers x 2 epochs x 14 steps (as test_live)
+    # 2 layers x 2 epochs x 14 steps (as test_live)
+    assert [len(streams[s]) for s in ("step", "epoch", "taps")] == [56, 4, 56]
 
 
 def test_bluesky_best_effort_callback_plots_a_run() -> None:
