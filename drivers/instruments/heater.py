@@ -319,3 +319,46 @@ class HeaterDriver(VisaInstrument):
                 f"(tolerance {self.settings.verify_tolerance_V} V)",
                 self.name, int(channels[i]),
             )
+
+    # -- tables (hardware-timed heater instruments) ----------------------------------------------
+    def _on_grid(self, table_V: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Voltages as the instrument would put them out, never farther from 0 V than asked, V."""
+        return quantize_toward_zero(table_V, self.decimals["V"])
+
+    def check_table(self, channels: ArrayLike, table_V: ArrayLike) -> NDArray[np.float64]:
+        """A table of voltages ``(n, k)`` for ``channels`` ``(k,)``, as it would be written, V.
+
+        Every row is held against the channel limits; the power budget against every channel at the
+        highest power it has anywhere in the table or now, all at once: so every row, and every state
+        between two rows (whatever order the channels change in), fits. Nothing is written.
+
+        Raises:
+            LimitError, PowerBudgetError, ParameterRangeError (a value not finite); ValueError (bad
+            channels or shape).
+        """
+        sel = self._select(channels)
+        table = np.asarray(table_V, dtype=np.float64)
+        if table.ndim != 2 or table.shape[1] != sel.shape[0]:
+            raise ValueError(f"instrument {self.name!r}: a table for {sel.shape[0]} channels, not {table.shape}")
+        q = self._on_grid(table)
+        inside = (q >= sel.low_V) & (q <= sel.high_V)
+        for row in np.flatnonzero(~inside.all(axis=1)):  # the exact checks (raise) where the fast one fails
+            check_channel_limits(self.name, sel.channels, q[row], "V", self.limits)
+        now = self._state()
+        assert self._power_W is not None
+        peak_V = np.maximum(np.abs(q).max(axis=0, initial=0.0), np.abs(now[sel.index]))
+        highest_W = self._total_W - float(self._power_W[sel.index].sum()) + float(
+            heater_power_W(peak_V, sel.resistance_ohm).sum())
+        self.budget.check_total(self.name, highest_W)
+        return q
+
+    def _hold_row(self, channels: NDArray[np.intp], volts: NDArray[np.float64], peak_W: float | None = None) -> None:
+        """The channels now hold ``volts`` (a table's last row), V; ``peak_W``: count this total in the
+        budget instead, while the table plays."""
+        state = self._state()
+        assert self._power_W is not None
+        state[channels] = volts
+        self._power_W[channels] = heater_power_W(volts, self.limits.resistance_ohm[channels])
+        self._total_W = float(self._power_W.sum())
+        self._maybe_negative = self._maybe_negative or bool((volts < 0).any())
+        self.budget.record_total(self.name, self._total_W if peak_W is None else max(peak_W, self._total_W))

@@ -33,7 +33,7 @@ numbers them; power-meter ports from 1, as the Keysight N774x numbers them.
 | :mod:`.calibration_file` | the calibration file (a law ``phi0, k`` per heater channel) |
 | :mod:`.spec` | a mesh's channels, laws and ports from the two files (no I/O) |
 | :mod:`.io` | the open instruments: checked writes, readings, retries, the safe state |
-| :mod:`.plan` | the order of a call's S x B evaluations (one heater settle per setting) |
+| :mod:`.plan` | the order of a call's S x B evaluations (one settle per setting); a hardware-timed sweep |
 | :mod:`.layer` | :class:`HardwareMesh`, a mesh as a PhysicalLayer |
 | :mod:`.build` | instruments file -> :class:`HardwareNetwork` |
 | :mod:`.preflight` | every reachable set-point against the limits and the power budget |
@@ -52,6 +52,7 @@ from ffzero_lab.rig.config import (
     ChannelLimits,
     ChannelLimitsOverride,
     ChannelRef,
+    HardwareTiming,
     HeaterChannels,
     InstrumentConfig,
     LayerMap,
@@ -60,6 +61,8 @@ from ffzero_lab.rig.config import (
 )
 from ffzero_lab.rig.connect import open_instrument, resource_manager
 from ffzero_lab.rig.driver import (
+    ClockedInput,
+    ClockedOutput,
     HeaterInstrument,
     InstrumentDriver,
     InstrumentIdentity,
@@ -78,6 +81,7 @@ from ffzero_lab.rig.loader import (
     parse_rig,
     rig_schema,
 )
+from ffzero_lab.rig.plan import SweepGeometry
 from ffzero_lab.rig.preflight import Setpoints, check_setpoints
 from ffzero_lab.rig.spec import LayerSpec, group_by_instrument
 
@@ -87,6 +91,9 @@ __all__ = [
     "ChannelLimits",
     "ChannelLimitsOverride",
     "ChannelRef",
+    "ClockedInput",
+    "ClockedOutput",
+    "HardwareTiming",
     "HardwareMesh",
     "HardwareNetwork",
     "HeaterChannels",
@@ -108,6 +115,7 @@ __all__ = [
     "RigCounters",
     "RigIO",
     "Setpoints",
+    "SweepGeometry",
     "build_rig_network",
     "check_driver",
     "power_falls",

@@ -94,6 +94,35 @@ class HeaterChannels(_Strict):
         return [self.limits(channel) for channel in range(self.count)]
 
 
+class HardwareTiming(_Strict):
+    """``timing`` of a sample-clocked instrument (e.g. an NI-DAQmx analog-output or analog-input
+    module): the rig plays a whole sweep on it as one block (:mod:`ffzero_lab.rig.plan`).
+
+    The instrument that drives a mesh's input modulators and has no ``start_trigger`` is the
+    sweep's *master*: its sample clock at ``sample_rate_Sps`` sets the pace, and its start starts
+    everything else (started last). Detectors take one sample per tick of ``sample_clock`` (the
+    master's, e.g. ``/Dev1/ao/SampleClock``); heaters put out one sample per phase setting, held
+    for the ``dropped_samples + inputs x samples_per_input`` ticks of that setting.
+    """
+
+    mode: Literal["hardware"] = Field(description="'hardware': sample-clocked (a whole sweep per block).")
+    sample_rate_Sps: float | None = Field(
+        None, gt=0, description="Sample clock rate, samples/s (S/s). Required for the master (input modulators); "
+        "heaters put out one sample per setting at rate / (dropped_samples + inputs x samples_per_input).")
+    sample_clock: str = Field("", description="Sample clock source terminal, e.g. '/Dev1/ao/SampleClock'; "
+                              "'' the module's own (onboard) clock.")
+    start_trigger: str = Field("", description="Start trigger terminal, e.g. '/Dev1/ao/StartTrigger' or "
+                               "'/Dev1/PFI0'; '' the instrument starts the sweep itself (the master).")
+    samples_per_input: int = Field(1, ge=1, le=1_000_000, description="Samples per input vector (the detectors' "
+                                   "readings of an input are averaged over them).")
+    dropped_samples: int | None = Field(
+        None, ge=0, le=10_000_000, description="Samples taken after each heater change that are not used while "
+        "the heaters settle; null: ceil(settle_time_s x sample_rate_Sps).")
+
+
+Timing = Literal["software"] | HardwareTiming
+
+
 class InstrumentConfig(_Strict):
     """One instrument: where it is, which driver speaks to it, and (heaters) its channels."""
 
@@ -108,6 +137,14 @@ class InstrumentConfig(_Strict):
     timeout_ms: int = Field(2000, ge=1, description="How long to wait for a reply, ms.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Driver settings; validated by the driver.")
     channels: HeaterChannels | None = Field(None, description="Heater drivers only: channels in use and their limits.")
+    timing: Timing = Field(
+        "software", description="'software': every value set and read by its own command; or a mapping with "
+        "mode: hardware (a sample-clocked instrument whose driver plays a whole sweep as one block).")
+
+    @property
+    def hardware(self) -> HardwareTiming | None:
+        """The hardware timing, or None when software-timed."""
+        return self.timing if isinstance(self.timing, HardwareTiming) else None
 
 
 class ChannelRef(_Strict):
@@ -227,6 +264,7 @@ class RigConfig(_Strict):
                 if key in used_ports:
                     yield f"{field}.port", f"port {port.port} already reads {used_ports[key]}"
                 used_ports[key] = field
+        yield from self._timing_problems()
         safe_W = sum(
             limits.safe_power_W
             for inst in self.instruments.values() if inst.channels is not None
@@ -237,6 +275,38 @@ class RigConfig(_Strict):
                 "power_budget_W",
                 f"the safe state draws {safe_W:.6g} W, more than the budget {self.power_budget_W:.6g} W",
             )
+
+    def _timing_problems(self) -> Iterator[tuple[str, str]]:
+        """A mesh's modulators and detectors are all hardware-timed or all software-timed; a
+        hardware-timed sweep has one master (modulators without a start trigger) with a rate."""
+        for i, layer in enumerate(self.layers):
+            where = f"layers[{i}]"
+            source = i
+            while source > 0 and self.layers[source].input == "optical":
+                source -= 1
+            names = {ref.instrument for ref in self.layers[source].modulators.values()}
+            names |= {ref.instrument for ref in layer.detectors.values()}
+            known = [n for n in sorted(names) if n in self.instruments]
+            hardware = [n for n in known if self.instruments[n].hardware is not None]
+            if not hardware:
+                continue
+            if len(hardware) != len(known):
+                software = [n for n in known if n not in hardware]
+                yield (f"instruments.{software[0]}.timing", f"{where}: its modulators and detectors are played as "
+                       f"one sweep: {software[0]!r} must be hardware-timed like {hardware[0]!r}")
+                continue
+            modulators = sorted({ref.instrument for ref in self.layers[source].modulators.values()})
+            timings = {n: self.instruments[n].hardware for n in modulators if n in self.instruments}
+            masters = [n for n, t in timings.items() if t is not None and not t.start_trigger]
+            if len(masters) != 1:
+                yield (f"instruments.{modulators[0]}.timing.start_trigger" if modulators else f"{where}.modulators",
+                       f"{where}: exactly one modulator instrument starts the sweep (no start_trigger), "
+                       f"found {len(masters)}")
+                continue
+            master = timings[masters[0]]
+            if master is not None and master.sample_rate_Sps is None:
+                yield (f"instruments.{masters[0]}.timing.sample_rate_Sps",
+                       "the instrument that starts a sweep needs a sample rate, S/s")
 
     def _channel_problems(
         self, field: str, ref: ChannelRef, used: dict[tuple[str, int], str]

@@ -30,12 +30,14 @@ def resource_manager(rig: RigConfig, source: str = "instruments") -> pyvisa.Reso
         raise ConfigError(f"cannot load VISA library {rig.visa_library!r}: {message}", source, "visa_library") from None
 
 
-def open_instrument(rig: RigConfig, name: str, rm: pyvisa.ResourceManager, source: str = "instruments",
+def open_instrument(rig: RigConfig, name: str, rm: pyvisa.ResourceManager | None, source: str = "instruments",
                     budget: PowerBudget | None = None) -> InstrumentDriver:
     """Open instrument ``name``'s resource and build its driver. Nothing is written to it.
 
     ``budget``: the rig's power budget, shared by all its heater drivers (a heater driver given
-    none keeps a private one, which counts only its own channels).
+    none keeps a private one, which counts only its own channels). A driver class with
+    ``visa = False`` opens its instrument through its own library (``Class.open(name, rig)``, a
+    heater driver's with ``budget=``); ``rm`` is then not used.
 
     Raises:
         ConfigError: the driver cannot be found.
@@ -43,6 +45,12 @@ def open_instrument(rig: RigConfig, name: str, rm: pyvisa.ResourceManager, sourc
     """
     inst = rig.instruments[name]
     driver = resolve_driver_class(inst.driver, source, f"instruments.{name}.driver")
+    if not getattr(driver, "visa", True):  # its own library (e.g. nidaqmx), not a VISA resource
+        if driver.kind == "heater":
+            return driver.open(name, rig, budget=budget)  # type: ignore[attr-defined]
+        return driver.open(name, rig)  # type: ignore[attr-defined]
+    if rm is None:
+        raise ConfigError(f"instrument {name!r} needs a VISA library", source, "visa_library")
     options = dict(driver.resource_options)
     if inst.resource.upper().startswith("ASRL"):
         options.update(driver.serial_options)

@@ -140,6 +140,58 @@ class LoggingPowerMeter(PowerMeterInstrument, Protocol):
         ...
 
 
+class ClockedOutput(Protocol):
+    """A hardware-timed heater instrument (``timing: {mode: hardware, ...}``, e.g. an NI-DAQmx
+    analog-output module): a whole table of voltages played on a sample clock, checked (channel
+    limits, the power budget with every row and every step between rows) before a sample is
+    written. It also has the :class:`HeaterInstrument` methods, for single writes and the safe state.
+    """
+
+    def check_table(self, channels: Any, table_V: Any) -> Any:
+        """``(n, k)`` voltages for ``channels`` ``(k,)`` as they would be written (on the
+        instrument's grid), V; raises ``LimitError`` / ``PowerBudgetError`` and writes nothing."""
+        ...
+
+    def load_table(self, channels: Any, table_V: Any, rate_Sps: float) -> None:
+        """Check, then write the table, ``(n, k)`` V, to be put out at ``rate_Sps`` once started
+        (by :meth:`start`, or by the start trigger of the instrument's ``timing``)."""
+        ...
+
+    def start(self) -> None:
+        """Start (or arm, when it waits for a start trigger)."""
+        ...
+
+    def finish(self, timeout_s: float) -> None:
+        """Wait until the table has been put out; the last row is then held."""
+        ...
+
+    def stop(self) -> None:
+        """Stop (also after a failure; raises nothing)."""
+        ...
+
+
+class ClockedInput(Protocol):
+    """A hardware-timed power meter (e.g. an NI-DAQmx analog-input module reading photodiode
+    amplifiers): ``samples`` readings of every port on a sample clock, fetched as one block."""
+
+    def arm(self, samples: int, rate_Sps: float) -> None:
+        """Prepare an acquisition of ``samples`` per port at ``rate_Sps`` (its clock and start
+        trigger as the instrument's ``timing`` says)."""
+        ...
+
+    def start(self) -> None:
+        """Start (or arm, when it waits for a start trigger)."""
+        ...
+
+    def fetch_block_W(self, timeout_s: float) -> Any:
+        """The whole acquisition, ``(samples, ports)`` W."""
+        ...
+
+    def stop(self) -> None:
+        """Stop (also after a failure; raises nothing)."""
+        ...
+
+
 def resolve_driver_class(dotted: str, source: str = "instruments", field: str = "driver") -> type[InstrumentDriver]:
     """The driver class ``dotted`` names: an entry point of the group ``ffzero_lab.instruments``
     (an installed package's driver, e.g. ``qontrol``) or ``module:Class``; checked to be an

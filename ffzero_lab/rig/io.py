@@ -15,8 +15,9 @@ configured again). Anything else stops at once.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,13 +28,17 @@ from numpy.typing import NDArray
 from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.core.waits import wait_s
 from ffzero_lab.rig.budget import PowerBudget, power_falls
-from ffzero_lab.rig.config import PortRef, RigConfig
+from ffzero_lab.rig.config import HardwareTiming, PortRef, RigConfig
 from ffzero_lab.rig.connect import open_instrument, resource_manager
-from ffzero_lab.rig.driver import InstrumentIdentity, limit_problems
-from ffzero_lab.rig.errors import InstrumentError
+from ffzero_lab.rig.driver import InstrumentIdentity, limit_problems, resolve_driver_class
+from ffzero_lab.rig.errors import InstrumentError, PowerBudgetError
+from ffzero_lab.rig.plan import SweepGeometry
 from ffzero_lab.rig.spec import group_by_instrument
 
 T = TypeVar("T")
+
+#: instrument -> (channels ``(k,)``, values ``(..., k)``)
+Tables = dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]
 
 #: Most channels of one instrument a write adds up in Python floats (more: numpy).
 SMALL_WRITE = 16
@@ -43,8 +48,10 @@ SMALL_WRITE = 16
 class RigCounters:
     """What the rig did: settles after phase writes and after input writes, detector readings
     (one per meter per input), retried commands, time spent waiting for heaters to settle and
-    time spent in the drivers' calls (commands and their replies), s; and the calling thread's
-    CPU time in the settle waits, s (a wait that spins burns some)."""
+    time spent in the drivers' calls (commands and their replies), s; the calling thread's
+    CPU time in the settle waits, s (a wait that spins burns some); hardware-timed sweeps played;
+    and the instrument time the rig has cost (the lab-time ledger: settle waits, and each sweep's
+    samples / sample rate), s."""
 
     phase_settles: int = 0
     input_settles: int = 0
@@ -53,6 +60,8 @@ class RigCounters:
     settle_s: float = 0.0
     io_s: float = 0.0
     settle_cpu_s: float = 0.0
+    sweeps: int = 0
+    instrument_s: float = 0.0
     log: list[str] = field(default_factory=list)
 
 
@@ -72,13 +81,19 @@ class RigIO:
     def __init__(self, rig: RigConfig, source: str = "instruments", sleep: Callable[[float], None] = wait_s) -> None:
         self.rig, self.source, self.sleep = rig, source, sleep
         self.counters = RigCounters()
-        self.rm: pyvisa.ResourceManager = resource_manager(rig, source)
+        needs_visa = any(getattr(resolve_driver_class(inst.driver, source, f"instruments.{n}.driver"), "visa", True)
+                         for n, inst in rig.instruments.items())
+        self.rm: pyvisa.ResourceManager | None = resource_manager(rig, source) if needs_visa else None
         self.drivers: dict[str, Any] = {}
         #: instrument -> what it said it is when opened (``identify()``), recorded with a run
         self.identities: dict[str, InstrumentIdentity] = {}
         #: one budget for every heater driver, so each driver's own check counts the whole rig
         self.budget = PowerBudget(rig.power_budget_W)
         self.heaters = [n for n, inst in rig.instruments.items() if inst.channels is not None]
+        self._timings = {n: inst.hardware for n, inst in rig.instruments.items()}
+        #: mesh index -> the phases (rad) its heaters hold now, as a hardware-timed sweep or a write
+        #: left them; forgotten on the safe state and on any failure (then written again)
+        self.holding: dict[int, NDArray[np.float64]] = {}
         self.resistance_ohm = {n: np.array([lim.resistance_ohm for lim in rig.heater_channel_limits(n)])
                                for n in self.heaters}
         self.safe_V = {n: np.array([lim.safe_V for lim in rig.heater_channel_limits(n)]) for n in self.heaters}
@@ -182,9 +197,11 @@ class RigIO:
         self.volts[name] = volts
         self._drawn_W = self.power_W() if len(self.volts) == len(self.heaters) else 0.0
 
-    def write(self, targets: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]], kind: str = "phase") -> bool:
+    def write(self, targets: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]], kind: str = "phase",
+              keep_holding: bool = False) -> bool:
         """Set heater channels (instrument -> (channels, voltages V)); wait the settle time if
-        anything changed. Channels already at their value are not written.
+        anything changed. Channels already at their value are not written. Unless ``keep_holding``
+        (the caller notes in :attr:`holding` what its meshes now hold), :attr:`holding` is forgotten.
 
         Returns:
             Whether anything was written.
@@ -208,6 +225,8 @@ class RigIO:
                 change_W, rise_W = change_W + change, rise_W + rise
         if not changes:
             return False
+        if not keep_holding:
+            self.holding.clear()
         drawn = self._drawn_W
         after = drawn + change_W
         self.budget.check_rig(after)
@@ -221,6 +240,7 @@ class RigIO:
                     try:
                         self.call(name, lambda d, c=channels, v=values: d.set_voltages_V(c, v))
                     except BaseException:
+                        self.holding.clear()
                         # part of it may have been taken (a pipelined or two-step write): until the
                         # instrument is read again, count each channel at the larger power of the two
                         self.volts[name][channels] = np.where(np.abs(values) > np.abs(before), values, before)
@@ -236,6 +256,7 @@ class RigIO:
         else:
             self.counters.input_settles += 1
         self.counters.settle_s += settle
+        self.counters.instrument_s += settle
         if settle > 0:
             cpu = time.thread_time()
             self.sleep(settle)
@@ -303,6 +324,7 @@ class RigIO:
         channels are written one by one, the simplest command a heater driver has.
         """
         errors: list[Exception] = []
+        self.holding.clear()
         for name in self.heaters:
             try:
                 self._make_safe(name)
@@ -336,6 +358,145 @@ class RigIO:
             self._reopen(name)
         except InstrumentError as exc:
             self.counters.log.append(f"reopen of {name!r} failed: {exc}")  # call() tries again
+
+    # -- hardware-timed sweeps ---------------------------------------------------------------------
+    def hardware(self, name: str) -> HardwareTiming | None:
+        """Instrument ``name``'s hardware timing, or None (software-timed)."""
+        return self._timings[name]
+
+    def geometry(self, settings: int, inputs: int, modulators: Iterable[str],
+                 ports: Sequence[PortRef]) -> SweepGeometry | None:
+        """The sweep of ``settings`` x ``inputs`` on these modulator instruments and detector
+        ports, or None when they are not all hardware-timed (then every value is set and read by
+        its own command). The master (the modulator instrument without a start trigger) gives the
+        sample rate, samples per input and dropped samples (default ``ceil(settle_time_s x rate)``)."""
+        names = set(modulators) | {p.instrument for p in ports}
+        timings = [self.hardware(n) for n in names]
+        if not names or any(t is None for t in timings):
+            return None
+        master = next(t for n in sorted(modulators) if (t := self.hardware(n)) is not None and not t.start_trigger)
+        assert master.sample_rate_Sps is not None  # RigConfig.problems
+        dropped = master.dropped_samples
+        if dropped is None:
+            dropped = math.ceil(self.rig.settle_time_s * master.sample_rate_Sps - 1e-9)
+        return SweepGeometry(settings, inputs, master.samples_per_input, dropped, master.sample_rate_Sps)
+
+    def sweep(self, geometry: SweepGeometry, heaters: Tables, inputs: Tables,
+              ports: Sequence[PortRef]) -> NDArray[np.float64]:
+        """Play ``geometry``'s S x B evaluations and return the detectors' readings ``(S, B, ports)`` W.
+
+        Args:
+            geometry: the sweep.
+            heaters: instrument -> (channels ``(k,)``, phase voltages ``(S, k)`` V), one row per setting.
+            inputs: instrument -> (channels ``(k,)``, modulator voltages ``(samples, k)`` V, from
+                :meth:`SweepGeometry.input_table`).
+            ports: the detector ports read, in order.
+
+        Every table is checked (channel limits by its driver; the rig's power budget with each
+        heater at the highest power it has anywhere in the sweep) before any sample is written.
+        Hardware-timed heaters put out one sample per setting, started by the master's trigger:
+        one sweep. Software-timed heaters are written (and waited for) per setting, each followed
+        by a sweep of that setting's inputs.
+
+        Raises:
+            LimitError, PowerBudgetError: nothing was written.
+            InstrumentError: an instrument refused or failed (every started instrument is stopped).
+        """
+        for name in self._stale.intersection({**heaters, **inputs}):  # a write failed there: read what it holds
+            self._note_volts(name, self.call(name, self._read_all))
+            self._stale.discard(name)
+        clocked = {n: t for n, t in heaters.items() if self.hardware(n) is not None}
+        software = {n: t for n, t in heaters.items() if n not in clocked}
+        tables: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], bool]] = {}  # name -> (c, t, per tick)
+        for name, (channels, table) in clocked.items():
+            tables[name] = (channels, table, False)
+        for name, (channels, table) in inputs.items():
+            if name in tables:  # heaters and modulators on one instrument: the heaters per tick too
+                c, t, _ = tables[name]
+                tables[name] = (np.concatenate([c, channels]),
+                                np.concatenate([np.repeat(t, geometry.period, axis=0), table], axis=1), True)
+            else:
+                tables[name] = (channels, table, True)
+        checked = {name: (c, self.call(name, lambda d, c=c, t=t: d.check_table(c, t)), tick)
+                   for name, (c, t, tick) in tables.items()}
+        for name, (channels, table) in software.items():
+            self.call(name, lambda d, c=channels, t=table: d.check_table(c, t))
+        self._check_sweep_budget({n: (c, t) for n, (c, t, _) in checked.items()} | software)
+        if not software:
+            return self._play(geometry, checked, ports)
+        one = geometry.with_settings(1)
+        out = np.empty((geometry.settings, geometry.inputs, len(ports)))
+        for s in range(geometry.settings):
+            self.write({name: (c, t[s]) for name, (c, t) in software.items()}, "phase")
+            rows = {name: (c, t[s * geometry.period:(s + 1) * geometry.period] if tick else t[s:s + 1], tick)
+                    for name, (c, t, tick) in checked.items()}
+            out[s] = self._play(one, rows, ports)[0]
+        return out
+
+    def _check_sweep_budget(self, tables: dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]) -> None:
+        """The rig's heaters, each at the highest power it has in ``tables`` or now, fit the budget."""
+        highest: dict[str, NDArray[np.float64]] = {}
+        for name, (channels, table) in tables.items():
+            peak = np.abs(self.volts[name])
+            peak[channels] = np.maximum(peak[channels], np.abs(table).max(axis=0, initial=0.0))
+            highest[name] = peak
+        total = self.power_W({n: highest.get(n, self.volts[n]) for n in self.heaters})
+        if not total <= self.rig.power_budget_W:
+            raise PowerBudgetError("all heaters of the rig, at their highest in the sweep", total,
+                                   self.rig.power_budget_W)
+
+    def _play(self, geometry: SweepGeometry, tables: dict[str, tuple[NDArray[np.intp], NDArray[np.float64], bool]],
+              ports: Sequence[PortRef]) -> NDArray[np.float64]:
+        """One sweep: every table written, every acquisition armed, the triggered instruments
+        started before the master, every output waited for, every block fetched; all stopped."""
+        plan = group_by_instrument([(p.instrument, p.port - 1) for p in ports])
+        triggered = [n for n in list(plan) + list(tables) if (t := self.hardware(n)) is not None and t.start_trigger]
+        masters = [n for n in tables if n not in triggered]
+        timeout_s = 1.1 * geometry.duration_s + 2.0
+        started: list[str] = []
+        out = np.empty((geometry.samples, len(ports)))
+        began = time.perf_counter()
+        try:
+            for name, (channels, table, tick) in tables.items():
+                rate = geometry.rate_Sps if tick else geometry.heater_rate_Sps
+                self._do(name, lambda d, c=channels, t=table, r=rate: d.load_table(c, t, r))
+            for meter in plan:
+                self._do(meter, lambda d: d.arm(geometry.samples, geometry.rate_Sps))
+            for name in dict.fromkeys(triggered + masters):
+                self._do(name, lambda d: d.start())
+                started.append(name)
+            for name in tables:
+                self._do(name, lambda d: d.finish(timeout_s))
+            for meter, (positions, indices) in plan.items():
+                block = np.asarray(self._do(meter, lambda d: d.fetch_block_W(timeout_s)), dtype=np.float64)
+                out[:, positions] = block[:, indices]
+        except BaseException:
+            self.holding.clear()
+            raise
+        finally:
+            for name in reversed(started):
+                try:
+                    self.drivers[name].stop()
+                except Exception:  # stopping must reach every instrument
+                    pass
+            for name, (channels, table, _) in tables.items():
+                if name in self.volts:
+                    self.volts[name][channels] = table[-1]
+            self._drawn_W = self.power_W()
+            self.counters.io_s += time.perf_counter() - began
+        self.counters.sweeps += 1
+        self.counters.phase_settles += geometry.settings
+        self.counters.readings += len(plan)
+        self.counters.instrument_s += geometry.duration_s
+        return geometry.readings(out)
+
+    def _do(self, name: str, action: Callable[[Any], T]) -> T:
+        """``action(driver)`` within a sweep: not retried (the sweep's state is on the instruments)."""
+        try:
+            return action(self.drivers[name])
+        except BaseException:
+            self._unsure.add(name)
+            raise
 
     # -- detectors -------------------------------------------------------------------------------
     def read(self, meter: str) -> NDArray[np.float64]:
@@ -379,6 +540,7 @@ class RigIO:
                 pass
         self.drivers.clear()
         try:
-            self.rm.close()
+            if self.rm is not None:
+                self.rm.close()
         except Exception:
             pass

@@ -47,7 +47,8 @@ Targets = dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]
 
 
 def merge_targets(parts: list[Targets]) -> Targets:
-    """Heater writes of several meshes as one (instrument -> (channels, voltages V)), so they share one settle."""
+    """Heater writes of several meshes as one (instrument -> (channels ``(k,)``, voltages ``(..., k)``
+    V)), so they share one settle."""
     if len(parts) == 1:
         return parts[0]
     merged: dict[str, list[tuple[NDArray[np.intp], NDArray[np.float64]]]] = {}
@@ -55,7 +56,7 @@ def merge_targets(parts: list[Targets]) -> Targets:
         for name, pair in part.items():
             merged.setdefault(name, []).append(pair)
     return {name: pairs[0] if len(pairs) == 1 else
-            (np.concatenate([c for c, _ in pairs]), np.concatenate([v for _, v in pairs]))
+            (np.concatenate([c for c, _ in pairs]), np.concatenate([v for _, v in pairs], axis=-1))
             for name, pairs in merged.items()}
 
 
@@ -103,10 +104,11 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
         theta = self._bounds.apply(values)
         self._write_phases(theta)
         self._theta = theta
+        self.rig.holding[self.spec.index] = theta
 
     # -- writing ------------------------------------------------------------------------------
     def _write_phases(self, phases: NDArray[np.float64]) -> None:
-        self.rig.write(self.phase_targets(phases), "phase")
+        self.rig.write(self.phase_targets(phases), "phase", keep_holding=True)
 
     def phase_targets(self, phases: NDArray[np.float64]) -> Targets:
         """Heater writes for this mesh's phases ``(n,)`` (rad, wrapped)."""
@@ -133,7 +135,8 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
         self, inputs: NDArray[np.generic], settings: NDArray[np.floating],
         held: "list[tuple[HardwareMesh, NDArray[np.floating]]] | None" = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Each setting written once (one settle), the inputs swept under it (see :mod:`.plan`).
+        """Each setting written once (one settle), the inputs swept under it (see :mod:`.plan`): on a
+        rig whose modulators and detectors are hardware-timed, the whole call as one sweep.
 
         Args:
             inputs: ``(B, modes)`` or ``(S, B, modes)`` amplitudes in [0, 1] for the modulators of
@@ -164,18 +167,46 @@ class HardwareMesh(HeldParameters, PhysicalLayer):
                                  f"not ({s_count}, {mesh.n_params})")
         modulators = self.source.spec.modulators
         batch = volts_in.shape[-2]
+        geometry = self.rig.geometry(s_count, batch, modulators.groups, self.spec.detectors)
+        if geometry is not None:  # hardware-timed: the whole call as one sweep
+            # a mesh held at the phases its heaters hold already is left out of the sweep
+            meshes = [(mesh, phases) for mesh, phases in held if not mesh._holds(phases)] + [(self, settings)]
+            heaters = merge_targets([mesh.spec.phases.grouped_table(mesh.spec.phases.laws.voltages_V(phases))
+                                     for mesh, phases in meshes])
+            played = modulators.grouped_table(geometry.input_table(volts_in))
+            taps = self.rig.sweep(geometry, heaters, played, self.spec.detectors)
+            for mesh, phases in meshes:
+                self.rig.holding[mesh.spec.index] = phases[-1]
+            return self._signal(inputs, taps)
         taps = np.empty((s_count, batch, self.ports))
         current = -1
-        for s, b in plan(s_count, batch):
-            if s != current:
-                self.rig.write(merge_targets([mesh.phase_targets(phases[s]) for mesh, phases in held]
-                                             + [self.phase_targets(settings[s])]), "phase")
-                current = s
-            self.rig.write(modulators.grouped(volts_in[s, b] if per_setting else volts_in[b]), "input")
-            taps[s, b] = self.rig.read_ports(self.spec.detectors)
+        try:
+            for s, b in plan(s_count, batch):
+                if s != current:
+                    self.rig.write(merge_targets([mesh.phase_targets(phases[s]) for mesh, phases in held]
+                                                 + [self.phase_targets(settings[s])]), "phase", keep_holding=True)
+                    current = s
+                self.rig.write(modulators.grouped(volts_in[s, b] if per_setting else volts_in[b]), "input",
+                               keep_holding=True)
+                taps[s, b] = self.rig.read_ports(self.spec.detectors)
+        except BaseException:
+            self.rig.holding.clear()
+            raise
+        for mesh, phases in held + [(self, settings)]:
+            self.rig.holding[mesh.spec.index] = phases[-1]
+        return self._signal(inputs, taps)
+
+    def _holds(self, phases: NDArray[np.float64]) -> bool:
+        """Whether every row of ``phases`` ``(S, n)`` is what this mesh's heaters hold now."""
+        now = self.rig.holding.get(self.spec.index)
+        return now is not None and bool((phases == now).all())
+
+    def _signal(self, inputs: NDArray[np.generic], taps: NDArray[np.float64]
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The signal passed on for readings ``taps`` ``(S, B, modes)`` of ``inputs``, and the taps."""
         if self.passes_light:
             passed = np.asarray(inputs, dtype=np.float64)
-            return np.broadcast_to(passed, (s_count, *passed.shape[-2:])), taps
+            return np.broadcast_to(passed, (taps.shape[0], *passed.shape[-2:])), taps
         return detected_amplitudes(taps), taps
 
     def safe_state(self) -> None:

@@ -53,6 +53,12 @@ class Channels:
             raise ValueError(f"{len(self.refs)} channels but values of shape {values.shape}")
         return {name: (channels, values[positions]) for name, (positions, channels) in self.groups.items()}
 
+    def grouped_table(self, values: NDArray[np.float64]) -> dict[str, tuple[NDArray[np.intp], NDArray[np.float64]]]:
+        """``(rows, n)`` values -> instrument -> (its channels ``(k,)``, their values ``(rows, k)``)."""
+        if values.ndim != 2 or values.shape[1] != len(self.refs):
+            raise ValueError(f"{len(self.refs)} channels but a table of shape {values.shape}")
+        return {name: (channels, values[:, positions]) for name, (positions, channels) in self.groups.items()}
+
 
 @dataclass(frozen=True)
 class LayerSpec:
