@@ -111,5 +111,6 @@ def test_an_unknown_driver_names_the_installed_ones(tmp_path: Path) -> None:
 
     document = {"power_budget_W": 1.0, "instruments": {"m": {"resource": "X", "driver": "no-such-driver"}}}
     with pytest.raises(ConfigError, match=r"instruments\.m\.driver: unknown instrument driver 'no-such-driver' "
-                                          r"\(installed: keithley2600, keysight-n774x, qontrol, thorlabs-pm100"):
+                                          r"\(installed: keithley2600, keysight-n774x, ni-analog-input, "
+                                          r"ni-analog-output, qontrol, thorlabs-pm100"):
         parse_rig(document, "i.yaml")
