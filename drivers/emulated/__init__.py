@@ -7,5 +7,7 @@ chip model, so that a dry run can go through the real drivers and pyvisa-py.
 * :mod:`.chip`: heater voltages -> phases -> MZI meshes -> detector powers,
 * :mod:`.rig`: the emulated rig file and the servers it starts (``ffzero-lab instruments emulate``),
 * :mod:`.daqmx`: an emulated NI-DAQmx gRPC device server (sample-clocked AO/AI tasks on a virtual
-  clock) that NI's own ``nidaqmx`` package drives through its ``grpc_options``.
+  clock) that NI's own ``nidaqmx`` package drives through its ``grpc_options``,
+* :mod:`.bench`: the emulated chip as that server's device model, for the NI instruments of an
+  ``instruments.yaml`` (a hardware-timed bench; ``emulated-rig --timing hardware``).
 """

@@ -58,6 +58,8 @@ class ChipSettings(BaseModel):
                             "normal, cut at 2 standard deviations.")
     input_power_W: float = Field(1e-3, gt=0, description="Optical power into each mesh, shared by its modes, W.")
     noise: float = Field(0.0, ge=0, description="Relative Gaussian noise of every reading.")
+    heater_settle_s: float = Field(0.0, ge=0, description="Hardware-timed benches: for this long after a heater "
+                                   "sample changes, the chip still shows the previous setting, s.")
     activation: ActivationSettings = Field(default_factory=ActivationSettings,
                                            description="Between a mesh and the next when that one is fed optically.")
 
@@ -170,6 +172,71 @@ class EmulatedChip:
         noise = 1.0 + self.settings.noise * self.rng.standard_normal((ports, samples))
         return clean[:, None] * noise
 
+
+    # -- whole sweeps (hardware-timed benches) ----------------------------------------------------
+    def phase_rows(self, refs: "Gathered", volts: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        """Phases ``(rows, n)`` of channels ``refs`` at voltages ``(rows, channels)`` per instrument, rad."""
+        rows = next(iter(volts.values())).shape[0]
+        out = np.empty((rows, refs.size))
+        for name, (positions, channels) in refs.groups.items():
+            out[:, positions] = self.laws[name].unwrapped_rad(volts[name][:, channels], channels)
+        return out
+
+    def sweep_powers_W(self, settings: dict[str, NDArray[np.float64]], setting: NDArray[np.intp],
+                       ticks: dict[str, NDArray[np.float64]]) -> list[NDArray[np.float64]]:
+        """Noise-free powers at every layer's detectors, ``(n, N)`` W per layer, for n clock ticks.
+
+        Args:
+            settings: instrument -> ``(u, channels)`` V, the u distinct settings of the instruments
+                that drive mesh phases.
+            setting: ``(n,)`` which of them each tick sees.
+            ticks: instrument -> ``(n, channels)`` V, per tick, of the instruments that drive only
+                input modulators.
+
+        The u transfer matrices are computed once each (batched); the inputs of each setting's
+        ticks go through its matrix in one product.
+        """
+        n = setting.shape[0]
+        out: list[NDArray[np.float64]] = []
+        fields: NDArray[np.complex128] | None = None
+        for index, (optics, refs, (modes, mod_refs)) in enumerate(self._optics):
+            # a mesh held while another is swept has one phase row for all settings: one matrix
+            rows = self.phase_rows(refs, settings)
+            held = bool((rows == rows[:1]).all())
+            matrices = optics.matrices(rows[:1] if held else rows)
+            which = np.zeros(rows.shape[0], dtype=np.intp) if held else np.arange(rows.shape[0])
+            if self._optical[index]:
+                assert fields is not None
+                inputs = self.settings.activation(fields)
+            else:
+                per_tick = {name: ticks[name] if name in ticks else settings[name][setting] for name in mod_refs.groups}
+                inputs = np.full((n, optics.modes), np.sqrt(self.settings.input_power_W / optics.modes), dtype=complex)
+                if mod_refs.size:
+                    inputs[:, modes] *= modulator_field(self.phase_rows(mod_refs, per_tick))
+            fields = _through(inputs, matrices, which[setting])
+            powers = fields.real**2 + fields.imag**2
+            out.append(self.settings.activation.alpha * powers if self._tapped[index] else powers)
+        return out
+
+
+def _through(inputs: NDArray[np.complex128], matrices: NDArray[np.complex128],
+             setting: NDArray[np.intp]) -> NDArray[np.complex128]:
+    """``(n, N)`` outputs of ``(n, N)`` inputs, tick t through ``matrices[setting[t]]`` (``(u, N, N)``).
+
+    The ticks are grouped by setting (a sweep's are in runs of equal length: one batched product);
+    einsum, not matmul: BLAS threads cost more than they give on a busy machine."""
+    order = np.argsort(setting, kind="stable")
+    counts = np.bincount(setting, minlength=matrices.shape[0])
+    out = np.empty_like(inputs)
+    if counts.min() == counts.max():
+        grouped = inputs[order].reshape(matrices.shape[0], counts[0], inputs.shape[1])
+        out[order] = np.einsum("upn,unm->upm", grouped, matrices).reshape(inputs.shape)
+        return out
+    ends = np.cumsum(counts)
+    for u, (start, end) in enumerate(zip(ends - counts, ends)):
+        picked = order[start:end]
+        out[picked] = np.einsum("pn,nm->pm", inputs[picked], matrices[u])
+    return out
 
 
 class Gathered:

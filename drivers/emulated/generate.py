@@ -95,10 +95,63 @@ def instruments_document(modes: int, layers: int, name: str, first_port: int, ch
             "instruments": instruments, "layers": maps}
 
 
+def hardware_document(modes: int, layers: int, name: str, port: int, chip: ChipSettings, settle_time_s: float,
+                      rate_Sps: float, samples_per_input: int, join: str = "electrical") -> dict[str, Any]:
+    """The instruments file (a dict) of a hardware-timed bench: NI-DAQmx modules on one gRPC device
+    server at 127.0.0.1:``port``. Per mesh l: ``mesh<l>`` an AO module for its N^2 phases (one sample
+    per setting, started by the modulators' start trigger), ``mod<l>`` an AO module for its N input
+    modulators (the sweep's master: sample clock ``rate_Sps``), ``pd<l>`` an AI module reading its N
+    photodiodes on the master's sample clock and start trigger. An optically fed mesh has no
+    modulators; its sweep's master is the first mesh's. Samples dropped after each heater change:
+    ``ceil(settle_time_s x rate_Sps)``."""
+    phases = mesh_phase_names(modes)
+    optical = [join == "optical" and layer > 0 for layer in range(layers)]
+    total_channels = sum(len(phases) + (0 if o else modes) for o in optical)
+    budget = round(total_channels * 2 * chip.p_pi_W * (1 + 2 * chip.k_spread) * 1.01, 3)
+    grpc = f"127.0.0.1:{port}"
+    instruments: dict[str, Any] = {}
+    maps = []
+    source = 0
+    for layer in range(layers):
+        source = source if optical[layer] else layer
+        master = f"/Mod{source}/ao"
+        instruments[f"mesh{layer}"] = {
+            "resource": f"Heat{layer}", "driver": "drivers.instruments.ni.analog_output:NiAnalogOutput",
+            "settings": {"grpc": grpc}, "channels": {"count": len(phases), "default": dict(LIMITS)},
+            "timing": {"mode": "hardware", "start_trigger": f"{master}/StartTrigger"},
+        }
+        fed: dict[str, Any] = {"input": "optical"}
+        if not optical[layer]:
+            instruments[f"mod{layer}"] = {
+                "resource": f"Mod{layer}", "driver": "drivers.instruments.ni.analog_output:NiAnalogOutput",
+                "settings": {"grpc": grpc}, "channels": {"count": modes, "default": dict(LIMITS)},
+                "timing": {"mode": "hardware", "sample_rate_Sps": rate_Sps, "samples_per_input": samples_per_input},
+            }
+            fed = {"modulators": {m: {"instrument": f"mod{layer}", "channel": m} for m in range(modes)}}
+        instruments[f"pd{layer}"] = {
+            "resource": f"PD{layer}", "driver": "drivers.instruments.ni.analog_input:NiAnalogInput",
+            "settings": {"grpc": grpc, "ports": modes, "range_V": 10.0, "responsivity_A_per_W": 1.0,
+                         "tia_gain_V_per_A": 5000.0},
+            "timing": {"mode": "hardware", "sample_rate_Sps": rate_Sps, "sample_clock": f"{master}/SampleClock",
+                       "start_trigger": f"{master}/StartTrigger"},
+        }
+        maps.append({
+            "name": f"mesh{layer}", "modes": modes,
+            "phases": {n: {"instrument": f"mesh{layer}", "channel": c} for c, n in enumerate(phases)}, **fed,
+            "detectors": {m: {"instrument": f"pd{layer}", "port": m + 1} for m in range(modes)},
+        })
+    return {"name": name, "visa_library": "@py", "calibration": "calibration.yaml", "power_budget_W": budget,
+            "settle_time_s": settle_time_s, "retries": 2, "instruments": instruments, "layers": maps}
+
+
 def rig_document(instruments: dict[str, Any], chip: ChipSettings, latency_s: float) -> dict[str, Any]:
-    """The emulated rig file (a dict) playing ``instruments``: Q8iv heaters, N7745A meters."""
-    served = {name: {"latency_s": latency_s, "model": "Q8iv" if "channels" in inst else "N7745A"}
-              for name, inst in instruments["instruments"].items()}
+    """The emulated rig file (a dict) playing ``instruments``: Q8iv heaters, N7745A meters (or, on a
+    hardware-timed bench, emulated NI-DAQmx modules)."""
+    def serving(inst: dict[str, Any]) -> dict[str, Any]:
+        if "timing" in inst:
+            return {}
+        return {"latency_s": latency_s, "model": "Q8iv" if "channels" in inst else "N7745A"}
+    served = {name: serving(inst) for name, inst in instruments["instruments"].items()}
     return {"emulator": "drivers.emulated.rig:EmulatedRig", "instruments_file": "instruments.yaml",
             "chip": chip.model_dump(), "instruments": served}
 
@@ -121,8 +174,9 @@ def true_calibration(instruments_file: Path, chip: ChipSettings) -> dict[str, An
 
 def write_emulated_rig(folder: Path, modes: int, layers: int = 1, *, seed: int = 0, noise: float = 0.0,
                        latency_s: float = 0.0, p_pi_W: float = 0.02, first_port: int = 50101, vector_max: int = 32,
-                       pipeline: int = 16, settle_time_s: float = 0.002, input_settle_time_s: float = 0.0005,
-                       join: str = "electrical", activation: ElectroOptic | None = None) -> dict[str, Path]:
+                       pipeline: int = 16, settle_time_s: float | None = None, input_settle_time_s: float = 0.0005,
+                       join: str = "electrical", activation: ElectroOptic | None = None, timing: str = "software",
+                       rate_Sps: float = 1e6, samples_per_input: int = 1) -> dict[str, Path]:
     """Write ``instruments.yaml``, ``rig.yaml`` and ``calibration.yaml`` for an emulated rig to
     ``folder`` (created if missing).
 
@@ -137,8 +191,12 @@ def write_emulated_rig(folder: Path, modes: int, layers: int = 1, *, seed: int =
         first_port: TCP port of the first instrument (the others follow).
         vector_max: channels per Qontrol ``VVEC`` line (32 values fit the emulator's 256-character buffer).
         pipeline: Qontrol set lines sent before their replies are read.
-        settle_time_s, input_settle_time_s: waits after phase and after input writes, s.
+        settle_time_s, input_settle_time_s: waits after phase and after input writes, s (default
+            settle 2 ms software-timed, 20 us hardware-timed, which the emulated heaters then take).
         join: ``electrical`` or ``optical`` (see the module docstring).
+        timing: ``software`` (Qontrol heaters, N7745A meters) or ``hardware`` (NI-DAQmx modules on
+            an emulated gRPC device server at 127.0.0.1:``first_port``: :func:`hardware_document`).
+        rate_Sps, samples_per_input: a hardware-timed bench's sample clock, S/s, and samples per input.
         activation: the chip's activation between optically joined meshes, in the simulated
             chip's normalised units (default alpha 0.1, gain 0.05, bias 0: the quickstart's).
 
@@ -149,15 +207,25 @@ def write_emulated_rig(folder: Path, modes: int, layers: int = 1, *, seed: int =
         raise ValueError(f"an emulated rig needs modes >= 2 and layers >= 1, got {modes} and {layers}")
     if join not in ("electrical", "optical"):
         raise ValueError(f"join must be 'electrical' or 'optical', got {join!r}")
+    if timing not in ("software", "hardware"):
+        raise ValueError(f"timing must be 'software' or 'hardware', got {timing!r}")
+    if settle_time_s is None:
+        settle_time_s = 2e-5 if timing == "hardware" else 0.002
     folder.mkdir(parents=True, exist_ok=True)
     act = activation or ElectroOptic()
     input_power_W = ChipSettings.model_fields["input_power_W"].default
     chip = ChipSettings(seed=seed, p_pi_W=p_pi_W, noise=noise, input_power_W=input_power_W,
+                        heater_settle_s=settle_time_s if timing == "hardware" else 0.0,
                         activation=ActivationSettings(alpha=act.alpha, bias_phase_rad=act.bias_phase,
                                                       gain_rad_per_W=act.gain * modes / input_power_W))
     name = f"emulated {layers} x {modes}-mode rig (chip seed {seed}, {join} joins)"
-    instruments = instruments_document(modes, layers, name, first_port, chip, vector_max, pipeline,
-                                       settle_time_s, input_settle_time_s, join)
+    if timing == "hardware":
+        name = f"emulated hardware-timed {layers} x {modes}-mode bench (chip seed {seed}, {join} joins)"
+        instruments = hardware_document(modes, layers, name, first_port, chip, settle_time_s, rate_Sps,
+                                        samples_per_input, join)
+    else:
+        instruments = instruments_document(modes, layers, name, first_port, chip, vector_max, pipeline,
+                                           settle_time_s, input_settle_time_s, join)
     paths = {"instruments": folder / "instruments.yaml", "rig": folder / "rig.yaml",
              "calibration": folder / "calibration.yaml"}
     header = f"# {name}: written by 'ffzero-lab instruments emulated-rig' (drivers/emulated/generate.py)\n"

@@ -4,7 +4,11 @@ speaking their real command sets, coupled through a simple chip model.
 The emulated rig file names the instruments file it plays; the emulator takes the instruments,
 their socket ports (``TCPIP0::127.0.0.1::<port>::SOCKET`` resources), heater resistances and layer
 maps from it, so the two files cannot disagree. Per instrument it adds a reply latency and fault
-rules; the ``chip`` section sets the optical model (:mod:`drivers.emulated.chip`).
+rules; the ``chip`` section sets the optical model (:mod:`drivers.emulated.chip`). The NI-DAQmx
+instruments (:mod:`drivers.instruments.ni`) are served together by one emulated NI gRPC device
+server (:mod:`drivers.emulated.daqmx`) at the address their ``settings.grpc`` names, one device per
+instrument (its ``resource``), the chip as its device model (:mod:`drivers.emulated.bench`); per
+device the file may set ``max_rate_Sps`` and ``buffer_samples``.
 
 ```yaml
 emulator: drivers.emulated.rig:EmulatedRig
@@ -28,7 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ffzero_lab.core.errors import ConfigError, validation_error
 from ffzero_lab.rig import RigConfig, find_emulator, import_object, load_rig, resolve_driver_class
 
+from .bench import ChipBench, ni_kind
 from .chip import ChipSettings, EmulatedChip
+from .daqmx import DaqmxServer, DeviceSpec
 from .instrument import EmulatedInstrument, EmulationContext
 from .server import Fault, LineServer
 
@@ -60,6 +66,10 @@ class ServedInstrument(BaseModel):
     emulator: str | None = Field(
         None, description="Emulator factory as 'module:function'; default: the entry point of "
         "'ffzero_lab.emulated_instruments' named as the instrument's driver.")
+    max_rate_Sps: float | None = Field(None, gt=0, description="NI devices: the module's highest sample rate, "
+                                       "S/s (default 1e6 for AO, as a PXIe-6739; 2e6 for AI, as a PXIe-6368).")
+    buffer_samples: int | None = Field(None, ge=2, description="NI devices: buffer size, samples per channel "
+                                       "(default 4194304).")
 
 
 class EmulatedRigConfig(BaseModel):
@@ -88,7 +98,17 @@ class EmulatedRig:
         self.lock = threading.Lock()
         self.heaters: dict[str, Any] = {}  # heater instrument -> its emulator (volts, version)
         self.servers: dict[str, LineServer] = {}
+        self.daqmx: DaqmxServer | None = None
+        devices = {}
+        for name, inst in rig.instruments.items():
+            if ni_kind(inst.driver) is not None:
+                devices[inst.resource] = _device(inst, config.instruments.get(name, ServedInstrument()))
+        if devices:
+            self.daqmx = DaqmxServer(devices, ChipBench(self.chip, rig), port=0 if any_port else _grpc_port(rig),
+                                     max_wall_wait_s=60.0)
         for name in rig.instruments:
+            if ni_kind(rig.instruments[name].driver) is not None:
+                continue
             served = config.instruments.get(name, ServedInstrument())
             port = 0 if any_port else _socket_port(rig, name)
             faults = [Fault(**f.model_dump()) for f in served.faults]
@@ -147,12 +167,16 @@ class EmulatedRig:
         """Start every server."""
         for server in self.servers.values():
             server.start()
+        if self.daqmx is not None:
+            self.daqmx.start()
         return self
 
     def stop(self) -> None:
         """Stop every server."""
         for server in self.servers.values():
             server.stop()
+        if self.daqmx is not None:
+            self.daqmx.stop()
 
     def __enter__(self) -> "EmulatedRig":
         return self.start()
@@ -162,18 +186,55 @@ class EmulatedRig:
 
     @property
     def resources(self) -> dict[str, str]:
-        """Instrument name -> the resource string that reaches its server."""
-        return {name: server.resource for name, server in self.servers.items()}
+        """Instrument name -> the resource string that reaches its server (an NI instrument: the
+        gRPC address of the bench's device server)."""
+        out = {name: server.resource for name, server in self.servers.items()}
+        if self.daqmx is not None:
+            out.update({name: self.daqmx.address for name in self.rig.instruments if name not in out})
+        return out
 
     def instruments_config(self) -> RigConfig:
         """The instruments file with every resource pointing at this rig's servers (pyvisa-py)."""
-        instruments = {name: inst.model_copy(update={"resource": self.resources[name]})
-                       for name, inst in self.rig.instruments.items()}
-        return self.rig.model_copy(update={"instruments": instruments, "visa_library": "@py"})
+        return served_config(self.rig, self.resources)
 
     def inject(self, name: str, fault: Fault) -> None:
         """Add a fault rule to instrument ``name``'s server while it runs."""
         self.servers[name].inject(fault)
+
+
+def served_config(rig: RigConfig, resources: dict[str, str]) -> RigConfig:
+    """``rig`` with every instrument pointed at its emulated server: a VISA instrument's resource,
+    an NI instrument's ``settings.grpc`` (given as ``resources[name]``, ``host:port``)."""
+    instruments = {}
+    for name, inst in rig.instruments.items():
+        if ni_kind(inst.driver) is not None:
+            instruments[name] = inst.model_copy(update={"settings": {**inst.settings, "grpc": resources[name]}})
+        else:
+            instruments[name] = inst.model_copy(update={"resource": resources[name]})
+    return rig.model_copy(update={"instruments": instruments, "visa_library": "@py"})
+
+
+def _device(inst: Any, served: ServedInstrument) -> DeviceSpec:
+    """The emulated DAQ device of an NI instrument: AO with its channels, or AI with its ports."""
+    buffer = {"buffer_samps_per_chan": served.buffer_samples} if served.buffer_samples else {}
+    if ni_kind(inst.driver) == "ao":
+        count = inst.channels.count
+        return DeviceSpec("ao", count, max_rate=served.max_rate_Sps, product_type=f"PXIe-6739 x {-(-count // 64)} "
+                          f"(emulated, {count} channels)", **buffer)
+    ports = int(inst.settings.get("ports", 1))
+    return DeviceSpec("ai", ports, max_rate=served.max_rate_Sps, product_type=f"PXIe-6368 (emulated, {ports} "
+                      "channels)", **buffer)
+
+
+def _grpc_port(rig: RigConfig) -> int:
+    """The one port on 127.0.0.1 every NI instrument's ``settings.grpc`` names."""
+    addresses = {str(inst.settings.get("grpc")) for inst in rig.instruments.values()
+                 if ni_kind(inst.driver) is not None}
+    host, _, port = next(iter(addresses)).rpartition(":")
+    if len(addresses) != 1 or host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        raise ConfigError(f"the emulated bench serves every NI instrument at one 127.0.0.1:<port>, not "
+                          f"{sorted(addresses)}", "instruments file", "instruments.<NI>.settings.grpc")
+    return int(port)
 
 
 def _socket_port(rig: RigConfig, name: str) -> int:

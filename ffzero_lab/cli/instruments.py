@@ -167,6 +167,13 @@ def emulated_rig(
                                       "electro-optic activation as the simulated chip's).")] = "electrical",
     generator: Annotated[str, typer.Option("--generator", help="What writes the files: an entry point of "
                                            "'ffzero_lab.rig_generators' or 'module:function'.")] = "emulated",
+    timing: Annotated[str, typer.Option("--timing", help="'software' (Qontrol heaters and N7745A meters, every "
+                                        "value its own command) or 'hardware' (NI-DAQmx AO/AI modules on an "
+                                        "emulated gRPC device server: a whole sweep per block).")] = "software",
+    sample_rate: Annotated[float, typer.Option("--sample-rate", help="Hardware timing: the sample clock, S/s.",
+                                               min=1.0)] = 1e6,
+    settle_us: Annotated[float | None, typer.Option("--settle-us", help="Heater settle time, us (default 2000 "
+                                                    "software-timed, 20 hardware-timed).", min=0.0)] = None,
 ) -> None:
     """Write an emulated rig of LAYERS meshes of MODES modes: Qontrol heaters, N7745A meters, and
     the emulated chip's TRUE phase laws as its calibration file (not measured: see docs/instruments.md).
@@ -178,13 +185,18 @@ def emulated_rig(
 
     if join not in ("electrical", "optical"):
         raise _fail(f"--join: 'electrical' or 'optical', not {join!r}")
+    if timing not in ("software", "hardware"):
+        raise _fail(f"--timing: 'software' or 'hardware', not {timing!r}")
+    extra: dict[str, object] = {} if timing == "software" else {"timing": timing, "rate_Sps": sample_rate}
+    if settle_us is not None:
+        extra["settle_time_s"] = settle_us / 1e6
     try:
         write_emulated_rig = load_named(generator, RIG_GENERATOR_GROUP, "--generator", "generator", "rig generator")
     except UserError as exc:
         raise _fail(exc) from None
     try:
         paths = write_emulated_rig(output, modes, layers, seed=seed, noise=noise, latency_s=latency_ms / 1e3,
-                                   first_port=first_port, join=join)
+                                   first_port=first_port, join=join, **extra)
     except OSError as exc:
         raise _fail(f"{output}: cannot write the emulated rig: {exc}") from None
     for what, path in paths.items():

@@ -69,6 +69,9 @@ _ATTRS: dict[tuple[str, int], Callable[..., Any]] = {
         ChannelType.ANALOG_OUTPUT.value if c.kind == "ao" else ChannelType.ANALOG_INPUT.value
     ),  # DAQmx_ChanType
     ("chan", 0x18F5): lambda e, t, c: c.physical,  # DAQmx_PhysicalChanName
+    ("chan", 0x1931): lambda e, t, c: (  # DAQmx_AO_DevScalingCoeff: raw code = c0 + c1 V
+        tuple(e.devices[c.device].scaling_coeff) if c.kind == "ao" else _raise(_unsupported(t, 0x1931))
+    ),
     ("chan", 0x0695): lambda e, t, c: (
         UsageTypeAI.VOLTAGE.value if c.kind == "ai" else _raise(_unsupported(t, 0x695))
     ),

@@ -13,6 +13,11 @@
   volts of shape ``(len(ai_channels), n)``. When the AI task is clocked from the AO task's sample
   clock, column ``k`` of ``ao_table`` is AO sample ``k`` (the same clock tick).
 * :class:`SumOfSquaresModel`: the test model, AI volts linear in a sum of squared AO volts.
+
+A model may instead have a method ``respond_held(held, ai_channels)``; it is then given, per AO
+device, what the device held at the ticks without repeating columns: ``held[device] = (columns
+(device channels, m) V, index (n,) into them, since (n,) s since that column began)``, so that a
+chip model can work per distinct setting (:class:`drivers.emulated.bench.ChipBench`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class DeviceSpec:
             ``timebase_hz / divisor`` with the integer divisor nearest to ``timebase_hz / rate``;
             read the actual rate back with ``task.timing.samp_clk_rate``.
         product_type: Informational product name.
+        resolution_bits: AO converter resolution; a raw code is ``c0 + c1 V`` with ``c0 = 0`` and
+            ``c1 = 2**(bits - 1) / max(|range|)`` codes per volt (``DAQmx_AO_DevScalingCoeff``).
     """
 
     kind: Literal["ao", "ai"]
@@ -53,6 +60,7 @@ class DeviceSpec:
     voltage_range: tuple[float, float] = (-10.0, 10.0)
     timebase_hz: float = 100e6
     product_type: str = ""
+    resolution_bits: int = 16
 
     def __post_init__(self) -> None:
         if self.kind not in ("ao", "ai"):
@@ -69,6 +77,11 @@ class DeviceSpec:
         """Maximum sample clock rate per channel, samples/s."""
         assert self.max_rate is not None
         return float(self.max_rate)
+
+    @property
+    def scaling_coeff(self) -> tuple[float, float]:
+        """``(c0, c1)``: a raw AO code is ``c0 + c1 V``."""
+        return 0.0, float(2 ** (self.resolution_bits - 1)) / max(abs(v) for v in self.voltage_range)
 
     @property
     def min_rate_sps(self) -> float:

@@ -313,6 +313,10 @@ class DaqmxEmulator:
                     f"in use by task {other.name!r}; stop it first.",
                 )
 
+    def _now(self) -> float:
+        """The bench's present virtual time: the latest device clock, s."""
+        return max(self._device_time.values(), default=0.0)
+
     def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block (wall clock) until predicate() or timeout seconds; -1 = forever. Holds the lock."""
         limit = None if timeout < 0 else float(timeout)
@@ -403,8 +407,9 @@ class DaqmxEmulator:
                     raise _fault(DAQmxErrors.INVALID_CHANNEL, task.name, f"Channel Name: {assign}")
             else:
                 names = [p for p, _, _ in parsed]
+            present = {c.physical for c in task.channels}
             for (phys, dev, idx), vname in zip(parsed, names, strict=True):
-                if any(c.physical == phys for c in task.channels):
+                if phys in present:
                     raise _fault(
                         DAQmxErrors.DUPLICATE_PHYSICAL_CHANS_NOT_SUPPORTED,
                         task.name,
@@ -413,6 +418,7 @@ class DaqmxEmulator:
                 task.channels.append(
                     _Channel(phys, vname, dev, kind, idx, float(min_val), float(max_val), terminal_config)
                 )
+                present.add(phys)
 
     def cfg_samp_clk_timing(
         self, name: str, rate: float, source: str, edge: int, mode: int, samps: int
@@ -470,8 +476,8 @@ class DaqmxEmulator:
                 )
             self._verify(task)  # the first write verifies/commits the task, as in DAQmx
             table = flat.reshape(nch, n) if layout == _GROUP_BY_CHANNEL else flat.reshape(n, nch).T
-            lo = np.array([c.min_val for c in task.channels])[:, None]
-            hi = np.array([c.max_val for c in task.channels])[:, None]
+            _, lo, hi = task.channel_arrays()
+            lo, hi = lo[:, None], hi[:, None]
             bad = (table < lo - 1e-9) | (table > hi + 1e-9) | ~np.isfinite(table)
             if bad.any():
                 ch, k = (int(v[0]) for v in np.nonzero(bad))
@@ -516,13 +522,34 @@ class DaqmxEmulator:
                 self._start(task)
             return n
 
+    def write_raw(self, name: str, n: int, auto_start: bool, data: bytes) -> int:
+        """``DAQmxWriteRaw``: ``n`` scans of int16 codes, interleaved by scan (every channel of the
+        task per scan), each ``c0 + c1 V`` of its device (:attr:`DeviceSpec.scaling_coeff`)."""
+        with self._cond:
+            task = self._task(name)
+            if task.kind != "ao":
+                raise _fault(DAQmxErrors.WRITE_NO_OUTPUT_CHANS_IN_TASK, task.name, samps_per_chan_written=0)
+            codes = np.frombuffer(data, dtype="<i2")
+            nch = task.n_chans
+            if codes.size != n * nch:
+                raise _fault(
+                    DAQmxErrors.WRITE_NUM_CHANS_MISMATCH,
+                    task.name,
+                    f"Number of Channels in Task: {nch}\nSamples per channel: {n}\nRaw samples: {codes.size}",
+                    samps_per_chan_written=0,
+                )
+            c0, c1 = self.devices[task.device].scaling_coeff  # type: ignore[index]
+            volts = (codes.astype(np.float64) - c0) / c1
+            return self.write(name, n, auto_start, _GROUP_BY_SCAN_NUMBER, volts)
+
     def _apply_on_demand(self, task: _Task, values: np.ndarray) -> None:
         dev = task.device
         assert dev is not None
         new = self._hold[dev].copy()
         for c, v in zip(task.channels, values, strict=True):
             new[c.index] = v
-        t = self._device_time[dev]
+        t = self._now()  # an on-demand write happens now on the bench, whatever this device did before
+        self._device_time[dev] = t
         self._history[dev] = _Generation(t0=t, rate=1.0, table=new[:, None], pre=self._hold[dev].copy())
         self._hold[dev] = new
 
@@ -633,8 +660,7 @@ class DaqmxEmulator:
             dev = task.device
             assert dev is not None
             full = np.repeat(self._hold[dev][:, None], gen, axis=1)
-            for row, c in enumerate(task.channels):
-                full[c.index] = out[row]
+            full[task.channel_arrays()[0]] = out
             self._history[dev] = _Generation(
                 t0=t0, rate=task.eff_rate, table=full, pre=self._hold[dev].copy()
             )
@@ -660,6 +686,20 @@ class DaqmxEmulator:
         k = task.ticks
         ticks = np.arange(k, dtype=np.float64)
         offsets = ticks / task.eff_rate if task.eff_rate > 0 else np.zeros(k)
+        held_model = getattr(self.respond, "respond_held", None)
+        if held_model is not None and k:
+            held = {}
+            for dev, spec in self.devices.items():
+                if spec.kind != "ao":
+                    continue
+                gen = self._history.get(dev)
+                held[dev] = (gen.held(task.t0, offsets) if gen is not None else
+                             (self._hold[dev][:, None], np.zeros(k, dtype=np.int64), np.full(k, np.inf)))
+            self.model_calls += 1
+            out = np.asarray(held_model(held, tuple(c.physical for c in task.channels)), dtype=np.float64)
+            _, lo, hi = task.channel_arrays()
+            task.data = np.clip(out, lo[:, None], hi[:, None])
+            return
         rows = []
         for dev, spec in self.devices.items():
             if spec.kind != "ao":
@@ -792,7 +832,8 @@ class DaqmxEmulator:
 
     def _read_on_demand(self, task: _Task, want: int, fill_mode: int, array_size: int) -> np.ndarray:
         """Software-timed AI: ``want`` conversions now, of the AO voltages held now."""
-        t = self._device_time[task.device]  # type: ignore[index]
+        t = self._now()
+        self._device_time[task.device] = t  # type: ignore[index]
         task.t0, task.eff_rate, task.ticks, task.read_pos = t, 0.0, want, 0
         self._acquire(task)
         out = self._take(task, want, want, fill_mode, array_size)

@@ -40,6 +40,7 @@ IMPLEMENTED_RPCS: tuple[str, ...] = (
     "CfgSampClkTiming",
     "CfgDigEdgeStartTrig",
     "WriteAnalogF64",
+    "WriteRaw",
     "StartTask",
     "WaitUntilTaskDone",
     "IsTaskDone",
@@ -51,6 +52,7 @@ IMPLEMENTED_RPCS: tuple[str, ...] = (
     "GetChanAttributeInt32",
     "GetChanAttributeString",
     "GetChanAttributeDouble",
+    "GetChanAttributeDoubleArray",
     "GetReadAttributeString",
     "GetReadAttributeUInt32",
     "GetReadAttributeUInt64",
@@ -193,6 +195,17 @@ class EmulatedDaqmxServicer(pb_grpc.NiDAQmxServicer):
         return pb.WriteAnalogF64Response(samps_per_chan_written=written)
 
     @_rpc
+    def WriteRaw(self, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            written = self.emu.write_raw(request.task.name, int(request.num_samps), bool(request.auto_start),
+                                         bytes(request.write_array))
+        except DaqmxFault as fault:
+            if fault.samps_per_chan_written is None:
+                fault.samps_per_chan_written = 0
+            raise
+        return pb.WriteRawResponse(samps_per_chan_written=written)
+
+    @_rpc
     def StartTask(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.emu.start(request.task.name)
         return pb.StartTaskResponse()
@@ -258,6 +271,10 @@ class EmulatedDaqmxServicer(pb_grpc.NiDAQmxServicer):
     @_rpc
     def GetChanAttributeDouble(self, request: Any, context: grpc.ServicerContext) -> Any:
         return pb.GetChanAttributeDoubleResponse(value=float(self._get("chan", request, request.channel)))
+
+    @_rpc
+    def GetChanAttributeDoubleArray(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return pb.GetChanAttributeDoubleArrayResponse(value=list(self._get("chan", request, request.channel)))
 
     @_rpc
     def GetReadAttributeString(self, request: Any, context: grpc.ServicerContext) -> Any:

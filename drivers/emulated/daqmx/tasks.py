@@ -55,6 +55,17 @@ class _Generation:
     table: np.ndarray  # (device channels, n) volts
     pre: np.ndarray  # (device channels,) volts
 
+    def held(self, t0: float, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What is put out at virtual times ``t0 + offsets`` (s), without repeating columns:
+        ``(columns (device channels, m + 1) V: the value before the generation then its m samples,
+        index (len(offsets),) into them, since (len(offsets),) s since that column began; inf for
+        the value before)``. Zero-order hold, as :meth:`at`."""
+        n = self.table.shape[1]
+        elapsed = (t0 - self.t0) + offsets
+        k = np.minimum(np.floor(elapsed * self.rate + 1e-6).astype(np.int64), n - 1)
+        since = np.where(k >= 0, elapsed - np.maximum(k, 0) / self.rate, np.inf)
+        return np.concatenate([self.pre[:, None], self.table], axis=1), np.maximum(k, -1) + 1, since
+
     def at(self, t0: float, offsets: np.ndarray) -> np.ndarray:
         """Volts (device channels, len(offsets)) at virtual times ``t0 + offsets`` (seconds).
 
@@ -100,6 +111,16 @@ class _Task:
     data: np.ndarray | None = None  # AI: (n_channels, ticks) volts
     read_pos: int = 0
     auto_started_by_read: bool = False
+
+    _arrays: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def channel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(device channel index, min V, max V)`` of the task's channels, each ``(n_chans,)``
+        (worked out again only when channels were added)."""
+        if self._arrays is None or self._arrays[0] != len(self.channels):
+            self._arrays = (len(self.channels), np.array([c.index for c in self.channels], dtype=np.intp),
+                            np.array([c.min_val for c in self.channels]), np.array([c.max_val for c in self.channels]))
+        return self._arrays[1], self._arrays[2], self._arrays[3]
 
     @property
     def kind(self) -> Literal["ao", "ai"] | None:
