@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from ffzero_lab.config.protocol import Overrides, Protocol
 from ffzero_lab.core.errors import UserError
+from ffzero_lab.core.provenance import software_commit
 from ffzero_lab.data.datasets import resolve_data_dir
 from ffzero_lab.run.orchestrator import Orchestrator, Sink
 from ffzero_lab.run.prepare import Prepared, prepare
@@ -182,7 +183,8 @@ def _run(proto: Protocol, prepared: Prepared, kind: str, folder: Path | None, pu
         if folder is not None:
             text = proto.text if proto.text is not None else yaml.safe_dump(proto.model_dump(mode="json"),
                                                                             sort_keys=False)
-            store = StoreSink(folder, kind, text, proto.source if proto.text is not None else None, __version__)
+            store = StoreSink(folder, kind, text, proto.source if proto.text is not None else None, __version__,
+                              overrides=list(proto.overrides), git_commit=software_commit())
             chosen.append(store)
         if publish:
             from ffzero_lab.live.publisher import Publisher  # lazy: imports zmq

@@ -6,10 +6,8 @@ A user error is one line on stderr and exit code 2 (:func:`fail`); a traceback m
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, Optional, get_args, get_origin
 
@@ -19,36 +17,14 @@ from rich.markup import escape
 from typer.core import TyperGroup, TyperOption
 
 from ffzero_lab.core.errors import UserError
+from ffzero_lab.core.provenance import software_commit as software_commit  # re-exported for the commands
+from ffzero_lab.core.provenance import software_version as software_version
 
 # Piped output (a log file, CI) gets a wide console rather than rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-def software_version() -> str:
-    """The installed ffzero-lab version, or ``unknown``."""
-    try:
-        return version("ffzero-lab")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def software_commit() -> str | None:
-    """The git commit of ffzero-lab's source tree, ``+dirty`` when tracked files differ from it;
-    None when ffzero-lab does not run from a git checkout (an installed wheel) or git is missing."""
-    tree = Path(__file__).resolve().parents[2]
-    if not (tree / ".git").exists():
-        return None
-    try:
-        head = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
-        status = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("+dirty" if status.returncode == 0 and status.stdout.strip() else "")
 
 
 #: Metavars by annotation, as click writes them.

@@ -3,6 +3,7 @@ instruments, a served rig), the result, and the run store as DataFrames and an x
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,18 @@ def test_train_on_a_served_rig(tmp_path: Path) -> None:
     assert result.kind == "run" and len(result.layer_accuracy) == 2
     with fz.open_runs(tmp_path) as runs:
         assert runs.runs().loc[result.run_id, "status"] == "complete"
+
+
+def test_a_run_trained_from_python_records_its_overrides_and_commit(
+        trained: tuple[fz.TrainResult, list[tuple[str, dict[str, Any]]]]) -> None:
+    """``runs show`` tells which overrides and which software took the data, as for the CLI."""
+    from ffzero_lab.store.runstore import RunStore
+
+    result, _ = trained
+    store = RunStore(result.runs_dir)
+    try:
+        row = store.run_row(result.run_id)
+    finally:
+        store.close()
+    assert "train.batch_size=64" in json.loads(row["overrides_json"])
+    assert row["git_commit"] is None or len(row["git_commit"].split("+")[0]) == 40
