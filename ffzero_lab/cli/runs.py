@@ -61,17 +61,23 @@ def runs_show(
         raise fail(exc) from None
     summary, epochs, row = store.summary(run_id), store.epochs(run_id), store.run_row(run_id)
     protocol, arrays = store.protocol(run_id), store.array_names(run_id)
+    instrument_s = store.instrument_time_s(run_id)
     store.close()
     device = json.loads(row["device_json"]) if row.get("device_json") else None
     overrides = json.loads(row["overrides_json"]) if row.get("overrides_json") else None
     if as_json:
         doc = {**summary.to_json(), "protocol_path": row["protocol_path"], "overrides": overrides,
                "device_description": device, "software_version": row["software_version"],
-               "git_commit": row.get("git_commit"), "protocol": protocol, "epochs": epochs, "arrays": arrays}
+               "git_commit": row.get("git_commit"), "instrument_s": instrument_s, "protocol": protocol,
+               "epochs": epochs, "arrays": arrays}
         sys.stdout.write(json.dumps(doc) + "\n")
         return
     for line in provenance(summary, row, device, overrides):
         out.print(line, highlight=False, soft_wrap=True, markup=False)
+    if instrument_s is not None:
+        wall = f"{summary.wall_s:.1f} s" if summary.wall_s else "-"
+        out.print(f"time: wall {wall}, instruments {instrument_s:.3f} s (settles and clocked samples: what the "
+                  "bench itself spent)", highlight=False)
     if summary.test_accuracy is not None:
         out.print(f"test accuracy {summary.test_accuracy:.4f}  per layer {summary.layer_accuracy}")
     table = Table(title="epochs")

@@ -97,6 +97,10 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
     console.print(f"[bold]run {run_id}[/] ({result.run_uid[:8]}) {proto.method} on {device}: "
                   f"{result.evaluations:,} device evaluations in {result.wall_s:.1f} s", highlight=False)
     console.print(table)
+    bench_s = prepared.network.instrument_time_s()
+    if bench_s is not None:  # the lab-time ledger: on an emulated bench, what the real one would take
+        console.print(f"instrument time {bench_s:.3f} s of {result.wall_s:.1f} s wall (settles and clocked samples: "
+                      "what the bench itself spent)", highlight=False)
     if as_json:
         summary: dict[str, Any] = {"run_id": run_id, "run_uid": result.run_uid, "metric": result.metric}
         if r2:
@@ -104,7 +108,7 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
                            layer_r2=result.layer_accuracy)
         else:
             summary.update(test_accuracy=result.test_accuracy, layer_accuracy=result.layer_accuracy)
-        summary.update(evaluations=result.evaluations, wall_s=result.wall_s)
+        summary.update(evaluations=result.evaluations, wall_s=result.wall_s, instrument_s=bench_s)
         sys.stdout.write(json.dumps(summary) + "\n")
 
 

@@ -62,6 +62,12 @@ class Network:
         stage = self.stages[index] if index < len(self.stages) else None
         return outputs if stage is None else stage(outputs)
 
+    def instrument_time_s(self) -> float | None:
+        """The instrument time the network's devices have cost so far in this process, s: heater
+        settles, clocked samples at their rate, waits the instruments impose (the lab-time
+        ledger); None for devices that keep no such ledger (a simulated chip, digital layers)."""
+        return None
+
     def safe_state(self) -> None:
         """Every layer to its safe state; every layer is tried even if one fails (first error raised)."""
         errors = []

@@ -35,7 +35,8 @@ class ProgressSink:
             TextColumn("[bold]layer {task.fields[layer]}[/] epoch {task.fields[epoch]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]}  {task.fields[rate]} eval/s"),
+            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]}  {task.fields[rate]} eval/s"
+                       "{task.fields[instruments]}"),
             TimeElapsedColumn(),
             console=self.console,
             transient=False,
@@ -45,6 +46,11 @@ class ProgressSink:
         self.steps_per_epoch = 0
         self.rate = "-"
         self.acc = "-"
+        #: instrument time of the steps so far (the lab-time ledger), s; None: none recorded
+        self.instrument_s: float | None = None
+
+    def _instruments(self) -> str:
+        return "" if self.instrument_s is None else f"  instruments {self.instrument_s:.3f} s"
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
@@ -52,16 +58,18 @@ class ProgressSink:
             self.steps_per_epoch = doc["steps_per_epoch"]
             self.progress.start()
         elif name == "step":
+            if doc.get("instrument_s") is not None:
+                self.instrument_s = (self.instrument_s or 0.0) + float(doc["instrument_s"])
             if self.task is None or doc["step"] == 0 and doc["epoch"] == 0:
                 if self.task is not None:
                     self.progress.stop_task(self.task)
                 self.acc = "-"
                 self.task = self.progress.add_task(
                     "train", total=self.epochs * self.steps_per_epoch, layer=doc["layer"],
-                    epoch=0, loss=doc["loss"], acc=self.acc, rate=self.rate,
+                    epoch=0, loss=doc["loss"], acc=self.acc, rate=self.rate, instruments=self._instruments(),
                 )
             self.progress.update(self.task, advance=1, epoch=f"{doc['epoch'] + 1}/{self.epochs}",
-                                 loss=doc["loss"], acc=self.acc, rate=self.rate)
+                                 loss=doc["loss"], acc=self.acc, rate=self.rate, instruments=self._instruments())
         elif name == "epoch":
             self.rate = f"{doc['evaluations_per_s']:,.0f}"
             self.acc = f"{doc['test_accuracy']:.3f}"
@@ -91,6 +99,9 @@ class PlainProgressSink:
         self.steps_per_epoch = 0
         self.rate = "-"
         self.last = 0.0
+        #: instrument time of the steps so far (the lab-time ledger), s; None: none recorded
+        self.instrument_s: float | None = None
+        self.started = clock()
 
     def _line(self, text: str) -> None:
         self.stream.write(f"{datetime.now():%Y-%m-%d %H:%M:%S} {text}\n")
@@ -105,6 +116,8 @@ class PlainProgressSink:
             self._line(f"start: {self.epochs} epochs of {self.steps_per_epoch} steps, {layers} layers"
                        + (" (resumed)" if doc.get("resumed") else ""))
         elif name == "step":
+            if doc.get("instrument_s") is not None:
+                self.instrument_s = (self.instrument_s or 0.0) + float(doc["instrument_s"])
             if self.clock() - self.last >= self.interval_s:
                 self._line(f"layer {doc['layer']} epoch {doc['epoch'] + 1}/{self.epochs} "
                            f"step {doc['step'] + 1}/{self.steps_per_epoch} loss {doc['loss']:.4f} {self.rate} eval/s")
@@ -112,6 +125,13 @@ class PlainProgressSink:
             self.rate = f"{doc['evaluations_per_s']:,.0f}" if doc.get("evaluations_per_s") else "-"
             acc = "-" if doc.get("test_accuracy") is None else f"{doc['test_accuracy']:.3f}"
             self._line(f"layer {doc['layer']} epoch {doc['epoch'] + 1}/{self.epochs} done loss {doc['loss']:.4f} "
-                       f"acc {acc} {self.rate} eval/s")
+                       f"acc {acc} {self.rate} eval/s{self._times()}")
         elif name == "stop":
-            self._line(f"stop: {doc.get('exit_status')}" + (f" ({doc['reason']})" if doc.get("reason") else ""))
+            self._line(f"stop: {doc.get('exit_status')}" + (f" ({doc['reason']})" if doc.get("reason") else "")
+                       + self._times())
+
+    def _times(self) -> str:
+        """`` wall W s, instruments I s`` once a step recorded instrument time, else empty."""
+        if self.instrument_s is None:
+            return ""
+        return f" wall {self.clock() - self.started:.1f} s, instruments {self.instrument_s:.3f} s"

@@ -39,6 +39,11 @@ class HardwareNetwork(Network):
                             "identities": {name: identity.identity for name, identity in rig.identities.items()},
                             "layers": [spec.name for spec in specs]}
 
+    def instrument_time_s(self) -> float | None:
+        """The rig's lab-time ledger, s: every settle wait and every sweep's samples / sample rate
+        (:class:`~.io.RigCounters`)."""
+        return self.rig.counters.instrument_s
+
     def layer_inputs(self, layer: int, inputs: NDArray[np.generic], chunk: int = 4096) -> NDArray[np.generic]:
         """As :meth:`Network.layer_inputs`, without measuring the meshes whose light goes on
         optically: their signal is their input, and the mesh evaluated later writes their phases."""

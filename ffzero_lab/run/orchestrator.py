@@ -224,6 +224,8 @@ class Orchestrator:
         self.resume = resume
         self.run_uid = run_uid or uuid.uuid4().hex
         self.evaluations = 0
+        #: the network's lab-time ledger when the last step was recorded, s (None: it keeps none)
+        self._instrument_mark = network.instrument_time_s()
         self.objective = objective_for(dataset.task, dataset.width)
         self.goodness = make_goodness(protocol, network, self.objective.width, self.seeds)
         self.prototypes = [scored.prototypes for scored in self.goodness]
@@ -241,6 +243,15 @@ class Orchestrator:
         self.soft_vote_accuracy: float | None = None
         self.x_test = encode(dataset.x_test[:limit_te], protocol.data.encoding)
         self.y_test = dataset.y_test[:limit_te]
+
+    def _instrument_time(self) -> dict[str, float]:
+        """``{"instrument_s": ...}``: the instrument time spent since the last step (this step,
+        with the validation and test passes before it), s; empty when the network keeps no ledger."""
+        now = self.network.instrument_time_s()
+        if now is None or self._instrument_mark is None:
+            return {}
+        spent, self._instrument_mark = now - self._instrument_mark, now
+        return {"instrument_s": spent}
 
     def _emit(self, name: str, document: dict[str, Any]) -> None:
         document = {"run_uid": self.run_uid, "time": time.time(), **document}
@@ -376,7 +387,8 @@ class Orchestrator:
                                   difference=t.difference)
                 self._emit("step", {"layer": phase, "epoch": epoch, "step": step, "version": version,
                                     "loss": result.loss, "accuracy": result.accuracy, "lr": optimizer.lr,
-                                    "evaluations": self.evaluations, "record": record})
+                                    "evaluations": self.evaluations, "record": record,
+                                    **self._instrument_time()})
                 if self.sinks and result.readings is not None:
                     self._emit("taps", self._taps(phase, result.readings, batch[0]))
                 if limit is not None and self.evaluations >= limit:

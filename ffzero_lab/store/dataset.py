@@ -60,6 +60,8 @@ STEP_VARIABLES = {
     "lr": ("lr", "learning rate of the step", "1"),
     "evaluations": ("step_evaluations", "cumulative forward evaluations of the device", "1"),
     "time": ("step_time", "time the step was recorded", None),
+    "instrument_s": ("step_instrument_time", "instrument time the step cost on a rig (settles, clocked samples)",
+                     "s"),
 }
 MEASUREMENT_VARIABLES = {
     "directions": ("directions", "K, random directions of the step (0: an AD method)", "1"),

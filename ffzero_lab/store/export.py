@@ -47,7 +47,7 @@ from ffzero_lab.store.runstore import RunStore
 FORMATS: dict[str, str] = {"csv": "", "npz": ".npz", "netcdf": ".nc"}
 
 #: Columns of :meth:`RunStore.steps` and :meth:`RunStore.epochs`, in order.
-STEP_COLUMNS = ("layer", "epoch", "step", "version", "loss", "accuracy", "lr", "evaluations", "time")
+STEP_COLUMNS = ("layer", "epoch", "step", "version", "loss", "accuracy", "lr", "evaluations", "time", "instrument_s")
 EPOCH_COLUMNS = ("layer", "epoch", "loss", "test_accuracy", "evaluations", "evaluations_per_s", "time")
 #: Columns of ``measurements.csv``: K is ``directions`` (0 when the method draws none).
 MEASUREMENT_SCALARS = ("layer", "version", "direction_seed", "direction_draw", "directions", "eps",

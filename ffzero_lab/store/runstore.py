@@ -196,8 +196,15 @@ class RunStore:
                           "FROM epochs WHERE run_id=? ORDER BY time, layer, epoch", (run_id,))
 
     def steps(self, run_id: int) -> list[dict[str, Any]]:
-        return self._rows("SELECT layer, epoch, step, version, loss, accuracy, lr, evaluations, time "
+        return self._rows("SELECT layer, epoch, step, version, loss, accuracy, lr, evaluations, time, instrument_s "
                           "FROM steps WHERE run_id=? ORDER BY time, layer, version", (run_id,))
+
+    def instrument_time_s(self, run_id: int) -> float | None:
+        """The run's instrument time (the lab-time ledger summed over its steps), s; None when no
+        step recorded one (a simulated device, or a store older than schema 5)."""
+        rows = self._rows("SELECT SUM(instrument_s) AS total, COUNT(instrument_s) AS counted FROM steps "
+                          "WHERE run_id=?", (run_id,))
+        return float(rows[0]["total"]) if rows and rows[0]["counted"] else None
 
     def array(self, run_id: int, name: str) -> NDArray[np.generic]:
         row = self.db.execute("SELECT data FROM arrays WHERE run_id=? AND name=?", (run_id, name)).fetchone()
@@ -428,9 +435,9 @@ class StoreSink:
             return
         run = self.run_id
         if name == "step":
-            db.execute("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)",
+            db.execute("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        (run, doc["layer"], doc["epoch"], doc["step"], doc["version"], doc["loss"],
-                        doc.get("accuracy"), doc["lr"], doc["evaluations"], doc["time"]))
+                        doc.get("accuracy"), doc["lr"], doc["evaluations"], doc["time"], doc.get("instrument_s")))
             record = doc.get("record") or {}
             if "samples" in record:
                 readings = record.get("readings")

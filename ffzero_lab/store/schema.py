@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS steps (
     lr REAL NOT NULL,
     evaluations INTEGER NOT NULL,
     time REAL NOT NULL,
+    instrument_s REAL,
     PRIMARY KEY (run_id, layer, version)
 );
 CREATE TABLE IF NOT EXISTS measurements (
@@ -160,9 +161,15 @@ def _upgrade_3_to_4(db: sqlite3.Connection) -> None:
     _add_columns(db, "runs", {"overrides_json": "TEXT", "git_commit": "TEXT"})
 
 
+def _upgrade_4_to_5(db: sqlite3.Connection) -> None:
+    """Schema 5 keeps the lab-time ledger: ``steps.instrument_s``, the instrument time a step cost
+    on a rig (settles, clocked samples), s; empty for simulated devices and the runs before."""
+    _add_columns(db, "steps", {"instrument_s": "REAL"})
+
+
 #: ``n -> step`` upgrading a file of schema n to n + 1.
 UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4,
+    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5,
 }
 
 

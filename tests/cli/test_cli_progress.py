@@ -64,3 +64,25 @@ def test_plain_progress_lines_at_most_every_interval() -> None:
     assert "step 11/100 loss 0.5000" in steps[0]
     assert lines[-2].endswith("layer 0 epoch 1/1 done loss 0.2500 acc 0.500 1,234 eval/s")
     assert all(STAMP.match(line) for line in lines)
+
+
+def test_plain_progress_states_instrument_time_beside_wall_time() -> None:
+    """On a rig every step carries its instrument time (the lab-time ledger); the epoch and stop
+    lines add it up beside the wall time. A simulated run's steps carry none and say nothing."""
+    now = [0.0]
+    stream = io.StringIO()
+    sink = PlainProgressSink(stream, interval_s=1e9, clock=lambda: now[0])
+    sink("start", {"protocol": {"train": {"epochs": 1}}, "steps_per_epoch": 2, "layers": [0]})
+    for step in range(2):
+        now[0] += 1.5
+        sink("step", {"layer": 0, "epoch": 0, "step": step, "loss": 0.5, "instrument_s": 0.25})
+    sink("epoch", {"layer": 0, "epoch": 0, "loss": 0.5, "test_accuracy": 0.5, "evaluations_per_s": 10.0})
+    sink("stop", {"exit_status": "success"})
+    lines = stream.getvalue().splitlines()
+    assert lines[1].endswith("wall 3.0 s, instruments 0.500 s") and lines[2].endswith("instruments 0.500 s")
+    plain = io.StringIO()
+    sink = PlainProgressSink(plain, interval_s=1e9)
+    sink("start", {"protocol": {"train": {"epochs": 1}}, "steps_per_epoch": 1, "layers": [0]})
+    sink("step", {"layer": 0, "epoch": 0, "step": 0, "loss": 0.5})
+    sink("stop", {"exit_status": "success"})
+    assert "instruments" not in plain.getvalue()

@@ -192,6 +192,20 @@ def test_run_on_a_hardware_timed_bench(tmp_path: Path, edit: Any) -> None:
         heaters = heater_volts(rig, "Heat0")
     if edit is None:
         assert result.exit_code == 0, result.output
+        # the lab-time ledger: every step's instrument time recorded, summed by runs show and the run
+        from ffzero_lab.store.runstore import RunStore
+
+        store = RunStore(tmp_path / "runs")
+        try:
+            steps = store.steps(1)
+            total = store.instrument_time_s(1)
+        finally:
+            store.close()
+        assert steps and all(s["instrument_s"] is not None and s["instrument_s"] > 0 for s in steps)
+        assert total == pytest.approx(sum(s["instrument_s"] for s in steps))
+        assert re.search(r"instrument time [0-9.]+ s of [0-9.]+ s wall", result.stdout), result.stdout
+        shown = CliRunner().invoke(app, ["runs", "show", "1", "--runs-dir", str(tmp_path / "runs")])
+        assert f"instruments {total:.3f} s" in shown.stdout, shown.stdout
     else:
         assert result.exit_code == 2
         lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]

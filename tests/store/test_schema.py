@@ -119,3 +119,17 @@ def test_a_newer_store_is_refused_in_one_line_and_left_as_it_is(tmp_path: Path) 
     result = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(folder)])
     assert result.exit_code == 2
     assert "newer ffzero-lab" in result.output and "Traceback" not in result.output
+
+
+def test_a_store_from_before_schema_5_gains_the_ledger_column_and_shows_no_instrument_time(tmp_path: Path) -> None:
+    folder = _old_store(tmp_path / "runs", SCHEMA_1)
+    store = RunStore(folder)
+    try:
+        assert store.instrument_time_s(1) is None
+    finally:
+        store.close()
+    columns = {row[1] for row in sqlite3.connect(folder / DB_NAME).execute("PRAGMA table_info(steps)")}
+    assert "instrument_s" in columns
+    result = CliRunner().invoke(app, ["runs", "show", "1", "--runs-dir", str(folder)])
+    assert result.exit_code == 0, result.stderr
+    assert "time: wall" not in result.stdout  # no step recorded instrument time
