@@ -64,7 +64,13 @@ def _execute(proto: Protocol, prepared: Prepared, sink: StoreSink, as_json: bool
         sinks.append(publisher)
     if not quiet:
         sinks.append(progress_sink(err))
-    orchestrator = Orchestrator(proto, prepared.network, prepared.dataset, sinks, prepared.seeds, resume, run_uid)
+    try:
+        orchestrator = Orchestrator(proto, prepared.network, prepared.dataset, sinks, prepared.seeds, resume, run_uid)
+    except UserError as exc:  # refused before anything trained or was recorded
+        sink.close()
+        if publisher is not None:
+            publisher.close()
+        raise fail(exc) from None
     try:
         result = orchestrator.run()
     except KeyboardInterrupt as exc:

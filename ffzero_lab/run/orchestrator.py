@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffzero_lab.config.protocol import Protocol, TrainConfig
+from ffzero_lab.core.errors import ConfigError
 from ffzero_lab.core.network import Network
 from ffzero_lab.data.datasets import Dataset
 from ffzero_lab.ffzero.calibration import Calibration, analyse_probe, blocked, calibrate, probe_settings
@@ -243,6 +244,28 @@ class Orchestrator:
         self.soft_vote_accuracy: float | None = None
         self.x_test = encode(dataset.x_test[:limit_te], protocol.data.encoding)
         self.y_test = dataset.y_test[:limit_te]
+        self._check_orthogonal()
+
+    def _check_orthogonal(self) -> None:
+        """K orthonormal directions need K dimensions: refuse, before anything trains, a layer (or,
+        trained channel-wise, a channel's block) with fewer parameters than ``train.directions``.
+
+        Raises:
+            ConfigError: naming ``train.direction_kind`` and the layer.
+        """
+        t = self.protocol.train
+        if t.direction_kind != "orthogonal" or not self.protocol.method.endswith("-dd"):
+            return
+        if self.protocol.method == "bp-dd":
+            blocks = [("the network", sum(layer.n_params for layer in self.network.layers))]
+        else:
+            blocks = [(f"layer {i}", layer.n_params // max(1, self.goodness[i].channels))
+                      for i, layer in enumerate(self.network.layers)]
+        for where, size in blocks:
+            if t.directions > size:
+                raise ConfigError(f"{t.directions} orthogonal directions do not fit in the {size} parameters of "
+                                  f"{where}'s block: lower train.directions or use gaussian directions",
+                                  self.protocol.source, "train.direction_kind")
 
     def _instrument_time(self) -> dict[str, float]:
         """``{"instrument_s": ...}``: the instrument time spent since the last step (this step,

@@ -105,3 +105,15 @@ def test_version_flag_and_attribute() -> None:
     assert result.exit_code == 0
     assert result.stdout.strip() == f"ffzero-lab {ffzero_lab.__version__}"
     assert ffzero_lab.__version__[0].isdigit()
+
+
+def test_more_orthogonal_directions_than_a_layer_has_parameters_is_refused_before_training(tmp_path: Path) -> None:
+    """K orthonormal directions need K dimensions: one line naming the field, exit 2, no run recorded
+    (it used to fail with a ValueError traceback at the first step)."""
+    result = runner.invoke(app, ["dry-run", str(QUICKSTART), "--set", "train.direction_kind=orthogonal",
+                                 "--set", "train.directions=5000", "--runs-dir", str(tmp_path), "-q"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train.direction_kind: 5000 orthogonal directions do not fit" in lines[0], lines
+    listed = runner.invoke(app, ["runs", "list", "--json", "--runs-dir", str(tmp_path)])
+    assert json.loads(listed.stdout.strip().splitlines()[-1]) == {"runs": []}
