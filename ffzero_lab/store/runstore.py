@@ -316,7 +316,10 @@ class StoreSink:
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         """Queue a document. After the writer failed: raises its :class:`StoreError` (the run
         must stop), except for the ``stop`` document, whose reason is written directly if the
-        store still takes it."""
+        store still takes it. ``taps`` documents (live pictures; the store keeps the readings
+        themselves in ``measurements``) are not queued."""
+        if name == "taps":
+            return
         if self._error is not None:
             if name == "stop":
                 self._record_failure(doc)
