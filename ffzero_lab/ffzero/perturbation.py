@@ -30,6 +30,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 
+def orthogonal_misfit(n: int, groups: int, directions: int) -> str | None:
+    """Why ``directions`` orthonormal directions cannot be drawn over ``n`` parameters split into
+    ``groups`` equal blocks (K orthonormal vectors need K dimensions in each block), or None."""
+    block = n // groups
+    return None if directions <= block else f"{directions} orthogonal directions do not fit in {block} dimensions"
+
+
 class DirectionSampler:
     """Draws K random unit directions in R^n, reproducibly from a seed and a step counter.
 
@@ -49,8 +56,9 @@ class DirectionSampler:
         self.n = n
         self.directions = directions
         self.groups = groups
-        if orthogonal and directions > n // groups:
-            raise ValueError(f"{directions} orthogonal directions do not fit in {n // groups} dimensions")
+        problem = orthogonal_misfit(n, groups, directions)
+        if orthogonal and problem:
+            raise ValueError(problem)
         self.orthogonal = orthogonal
         self.seed = int(seed.generate_state(1)[0]) if isinstance(seed, np.random.SeedSequence) else int(seed)
         self.counter = 0

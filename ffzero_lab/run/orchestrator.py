@@ -55,7 +55,7 @@ from ffzero_lab.ffzero.methods import (
 )
 from ffzero_lab.ffzero.objectives import objective_for
 from ffzero_lab.ffzero.optimizers import learning_rate, make_optimizer
-from ffzero_lab.ffzero.perturbation import DirectionSampler
+from ffzero_lab.ffzero.perturbation import DirectionSampler, orthogonal_misfit
 from ffzero_lab.ffzero.prototypes import max_separated_prototypes
 from ffzero_lab.ffzero.settings import EstimatorSettings
 from ffzero_lab.run.stopping import EarlyStopping, phase_limit
@@ -257,14 +257,14 @@ class Orchestrator:
         if t.direction_kind != "orthogonal" or not self.protocol.method.endswith("-dd"):
             return
         if self.protocol.method == "bp-dd":
-            blocks = [("the network", sum(layer.n_params for layer in self.network.layers))]
+            blocks = [("the network", sum(layer.n_params for layer in self.network.layers), 1)]
         else:
-            blocks = [(f"layer {i}", layer.n_params // max(1, self.goodness[i].channels))
+            blocks = [(f"layer {i}", layer.n_params, max(1, self.goodness[i].channels))
                       for i, layer in enumerate(self.network.layers)]
-        for where, size in blocks:
-            if t.directions > size:
-                raise ConfigError(f"{t.directions} orthogonal directions do not fit in the {size} parameters of "
-                                  f"{where}'s block: lower train.directions or use gaussian directions",
+        for where, n, groups in blocks:
+            problem = orthogonal_misfit(n, groups, t.directions)
+            if problem:
+                raise ConfigError(f"{problem} ({where}): lower train.directions or use gaussian directions",
                                   self.protocol.source, "train.direction_kind")
 
     def _instrument_time(self) -> dict[str, float]:
